@@ -1,0 +1,69 @@
+# taskq — `make help` lists the targets. Everything installs into the project-local
+# .venv with pip and the pinned constraints.txt, so a fresh clone needs only Python 3.11.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PIP_VERSION := 26.3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.taskq-installed
+MEMBERS := packages/taskq-core services/api services/worker
+MEMBER_FILES := $(foreach member,$(MEMBERS),$(member)/pyproject.toml)
+
+.PHONY: help lock install run run-api run-worker migrate test test-fast lint format openapi bench bench-quick soak clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt $(MEMBER_FILES)
+	$(BIN)/python -m pip install --quiet -c constraints.txt --group dev $(foreach member,$(MEMBERS),-e $(member))
+	@touch $@
+
+install: $(STAMP) ## Install everything into .venv (only what changed since last time)
+
+run: install ## Migrate, then start the API (:8080) and one worker; a local PostgreSQL if POSTGRES_DSN is unset
+	$(BIN)/python -m taskq_core.devrun
+
+run-api: install ## Start the API alone against POSTGRES_DSN
+	$(BIN)/taskq-api
+
+run-worker: install ## Start one worker replica against POSTGRES_DSN (run again for more)
+	$(BIN)/taskq-worker
+
+migrate: install ## Install PGMQ and taskq's schema into POSTGRES_DSN (idempotent)
+	$(BIN)/taskq-migrate
+
+test: install ## Run the whole test suite (needs a PostgreSQL: TASKQ_TEST_DSN, Docker, or the embedded one)
+	$(BIN)/pytest
+
+lint: install ## ruff, mypy (strict) and the import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+openapi: install ## Export the OpenAPI spec to docs/openapi.json and docs/openapi.yaml
+	$(BIN)/python -m taskq_api.openapi_export docs
+
+bench: install ## Full benchmark suite; RESULTS=file.jsonl for machine-readable output
+	$(BIN)/python -m bench --results $${RESULTS:-bench-results.jsonl}
+
+bench-quick: install ## A benchmark pass that finishes in under 2 minutes
+	$(BIN)/python -m bench --quick --results $${RESULTS:-bench-results-quick.jsonl}
+
+lock: ## Re-pin constraints.txt from what is installed in .venv
+	{ echo "# Pinned versions a fresh install reproduces (pip -c). Regenerate after changing dependencies:"; \
+	  echo "#   make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' | LC_ALL=C sort -f; } > constraints.txt
+
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) .taskq .mypy_cache .ruff_cache .pytest_cache

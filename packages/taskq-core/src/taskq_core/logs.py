@@ -1,0 +1,60 @@
+"""loguru set-up: one JSON object per line in production, readable lines on a terminal.
+
+Context (task_id, message_id, task_type, attempt, ...) travels in loguru's
+`extra` via `logger.bind()` and lands as top-level JSON keys.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+import msgspec
+from loguru import logger
+
+from taskq_core.redaction import redact_headers
+
+if TYPE_CHECKING:
+    from loguru import Message
+
+    from taskq_core.settings import Settings
+
+_TEXT_FORMAT = (
+    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+    "<cyan>{name}</cyan> {message} <dim>{extra}</dim>"
+)
+
+
+def _json_sink(stream: TextIO) -> object:
+    encoder = msgspec.json.Encoder()
+
+    def write(message: Message) -> None:
+        record = message.record
+        line: dict[str, object] = {
+            "ts": record["time"].isoformat(),
+            "level": record["level"].name.lower(),
+            "msg": record["message"],
+            "logger": record["name"],
+        }
+        for key, value in record["extra"].items():
+            line[key] = redact_headers(value) if key == "headers" else value
+        if record["exception"] is not None:
+            line["exception"] = str(record["exception"].value)
+        stream.write(encoder.encode(line).decode() + "\n")
+        stream.flush()
+
+    return write
+
+
+def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """Route loguru to `stream` (stderr) in the format and level `settings` ask for."""
+    target = stream or sys.stderr
+    use_json = settings.log_format == "json" or (
+        settings.log_format == "auto" and not target.isatty()
+    )
+    logger.remove()
+    level = settings.log_level_name
+    if use_json:
+        logger.add(_json_sink(target), level=level, format="{message}")  # type: ignore[arg-type]
+    else:
+        logger.add(target, level=level, format=_TEXT_FORMAT, colorize=target.isatty())

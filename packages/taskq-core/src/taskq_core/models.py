@@ -1,0 +1,132 @@
+"""Wire models (one frozen msgspec Struct per operation) and the queued message.
+
+Field names are the reference's, byte for byte: clients written for
+pgmq-taskq must work unchanged. Fields beyond the reference are additive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from taskq_core.status import TaskStatus
+
+HttpMethod = Literal["POST", "PATCH", "PUT", "DELETE", "GET"]
+TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
+MaxRps = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
+
+
+class ApiOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Per-payload replacement of the batch's url, method or headers (headers are merged)."""
+
+    url: Url | None = None
+    method: HttpMethod | None = None
+    headers: Headers | None = None
+
+
+class PayloadSubmit(msgspec.Struct, frozen=True):
+    """One call to make: `data` is the JSON body sent to the target."""
+
+    data: Any = None
+    api_override: ApiOverride | None = None
+
+
+class TaskSubmit(msgspec.Struct, frozen=True):
+    """Body of POST /tasks: one batch of calls sharing a target and a policy."""
+
+    url: Url
+    payloads: list[PayloadSubmit]
+    task_type: TaskTypeName = "default"
+    item_id: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    method: HttpMethod = "POST"
+    headers: Headers = msgspec.field(default_factory=dict)
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    retry_delay: Annotated[int, msgspec.Meta(ge=0, le=86_400_000)] | None = None
+    timeout: Annotated[int, msgspec.Meta(gt=0, le=600_000)] | str | None = None
+    max_rps: MaxRps | None = None
+
+
+class TaskCreated(msgspec.Struct, frozen=True):
+    """Reply to POST /tasks: one message id per payload, in payload order."""
+
+    task_id: UUID
+    message_ids: list[int]
+
+
+class MessageStatusView(msgspec.Struct, frozen=True):
+    """Where one payload stands. Never includes the forwarded headers."""
+
+    message_id: int
+    item_id: str
+    task_type: str
+    payload: Any
+    status: TaskStatus
+    error: str
+    attempt: int
+    updated_at: datetime
+    payload_id: int
+    http_status: int | None = None
+    duration_ms: float | None = None
+    created_at: datetime | None = None
+
+
+class TaskStatusView(msgspec.Struct, frozen=True):
+    """Reply to GET /tasks/{task_id}, statuses ordered by payload_id."""
+
+    task_id: UUID
+    statuses: list[MessageStatusView]
+
+
+class TaskTypeConfigure(msgspec.Struct, frozen=True):
+    """Body of POST /task-types: the type's global rate limit (sum over all workers)."""
+
+    task_type: TaskTypeName
+    max_rps: MaxRps | None = None
+
+
+class TaskTypeView(msgspec.Struct, frozen=True):
+    """A task type's configuration; max_rps null means unlimited."""
+
+    task_type: str
+    max_rps: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DlqReprocess(msgspec.Struct, frozen=True):
+    """Body of POST /dlq/reprocess: which failed messages to send again."""
+
+    task_type: TaskTypeName | None = None
+    task_id: UUID | None = None
+
+
+class DlqReprocessed(msgspec.Struct, frozen=True):
+    """Reply to POST /dlq/reprocess: the new message ids in the work queue."""
+
+    reprocessed_count: int
+    message_ids: list[int]
+
+
+class QueuedCall(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The PGMQ message body: everything a worker needs to make one call.
+
+    The batch defaults are resolved at submission so a worker never needs the
+    batch again; `None` limits fall back to the worker's settings.
+    """
+
+    task_id: str
+    payload_id: int
+    task_type: str
+    url: str
+    method: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    data: Any = None
+    item_id: str = ""
+    timeout_ms: int | None = None
+    max_retries: int | None = None
+    retry_delay_ms: int | None = None

@@ -1,0 +1,169 @@
+"""One typed settings object per process, read from environment variables.
+
+The names and defaults of the reference (pgmq-taskq) are kept exactly; the rest
+is additive. Nothing is read at import time: each process calls
+`Settings.from_env()` once in its composition root and passes the result down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+from taskq_core.durations import parse_duration
+from taskq_core.errors import SettingsError
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
+LOG_FORMATS = ("auto", "json", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting taskq reads; durations are in seconds."""
+
+    postgres_dsn: str = "postgres://postgres:postgres@postgres:5432/postgres"
+    max_workers: int = 10
+    max_queue_buffer: int = 100
+    visibility_timeout: float = 30.0
+    port: int = 8080
+    max_retries: int = 3
+    dlq_queue_name: str = "task_dlq"
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    timeout: float = 5.0
+    log_level: str = "info"
+    # Beyond the reference:
+    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces, as the reference does
+    log_format: str = "auto"
+    api_workers: int = 1
+    metrics_port: int = 9090
+    shutdown_grace_period: float = 25.0
+    max_payloads: int = 10_000
+    max_body_size: int = 10 * 1024 * 1024
+    db_pool_size: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default `os.environ`); raise SettingsError on a bad value."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            variable = field.name.upper()
+            raw = env.get(variable)
+            if raw is None or raw.strip() == "":
+                continue
+            parse = _PARSERS[field.name]
+            try:
+                values[field.name] = parse(raw.strip())
+            except ValueError as error:
+                raise SettingsError(variable, raw, str(error)) from error
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def log_level_name(self) -> str:
+        """The level as loguru names it."""
+        return {"warn": "WARNING"}.get(self.log_level, self.log_level.upper())
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
+def _positive_duration(raw: str) -> float:
+    value = parse_duration(raw)
+    if value <= 0:
+        raise ValueError("must be a positive duration such as 500ms, 30s or 2m")
+    return value
+
+
+def _non_negative_duration(raw: str) -> float:
+    return parse_duration(raw)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _queue_name(raw: str) -> str:
+    if not raw.replace("_", "").isalnum() or len(raw) > 47:
+        raise ValueError("must be letters, digits and underscores, at most 47 characters")
+    return raw.lower()
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _byte_size(raw: str) -> int:
+    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "b": 1}
+    lowered = raw.lower()
+    for suffix, factor in units.items():
+        if lowered.endswith(suffix):
+            return _positive_int(lowered.removesuffix(suffix).strip()) * factor
+    return _positive_int(lowered)
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "postgres_dsn": _text,
+    "max_workers": _positive_int,
+    "max_queue_buffer": _positive_int,
+    "visibility_timeout": _positive_duration,
+    "port": _port,
+    "max_retries": _non_negative_int,
+    "dlq_queue_name": _queue_name,
+    "retry_base_delay": _non_negative_duration,
+    "retry_max_delay": _positive_duration,
+    "timeout": _positive_duration,
+    "log_level": _choice(LOG_LEVELS),
+    "host": _text,
+    "log_format": _choice(LOG_FORMATS),
+    "api_workers": _positive_int,
+    "metrics_port": _port,
+    "shutdown_grace_period": _non_negative_duration,
+    "max_payloads": _positive_int,
+    "max_body_size": _byte_size,
+    "db_pool_size": _positive_int,
+}
+
+ENVIRONMENT_VARIABLES = tuple(field.name.upper() for field in dataclasses.fields(Settings))
+"""Every variable the settings read: deploy manifests are checked against this list."""
+
+
+def load_settings_or_exit() -> Settings:
+    """For a process entry point: settings, or one clear line on stderr and exit status 2."""
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        _exit_with(f"taskq: configuration error: {error}")
+
+
+def _exit_with(line: str) -> NoReturn:
+    print(line, file=sys.stderr)  # noqa: T201 - logging is not configured before settings exist
+    raise SystemExit(2)

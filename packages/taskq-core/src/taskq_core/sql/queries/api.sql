@@ -1,0 +1,92 @@
+-- Statements the API service runs (taskq_core.repository.api).
+
+-- name: ping
+SELECT 1;
+
+-- name: register_task_type
+-- Returns a row only when this call created the type, so the caller knows to
+-- create its queue in the same transaction. A concurrent creator of the same
+-- type waits on the primary key until this one commits.
+INSERT INTO taskq.task_types (task_type, queue_name)
+VALUES (%(task_type)s, %(queue)s)
+ON CONFLICT (task_type) DO NOTHING
+RETURNING queue_name;
+
+-- name: task_type_queue
+SELECT queue_name FROM taskq.task_types WHERE task_type = %(task_type)s;
+
+-- name: apply_batch_max_rps
+-- A batch's max_rps sets its type's limit unless POST /task-types set it.
+WITH changed AS (
+    UPDATE taskq.task_types
+    SET max_rps = %(max_rps)s, updated_at = now()
+    WHERE task_type = %(task_type)s
+      AND NOT rps_explicit
+      AND max_rps IS DISTINCT FROM %(max_rps)s
+    RETURNING task_type, max_rps
+)
+SELECT taskq.configure_rate(task_type, max_rps) FROM changed;
+
+-- name: enqueue_task
+-- Sends every payload of a batch and writes their status rows in one
+-- statement; WITH ORDINALITY pairs each new message id with its payload.
+WITH sent AS (
+    SELECT s.message_id, (s.position - 1)::integer AS payload_id
+    FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
+), inserted AS (
+    INSERT INTO taskq.task_status (task_id, payload_id, message_id, task_type, item_id, payload)
+    SELECT %(task_id)s, sent.payload_id, sent.message_id, %(task_type)s, %(item_id)s, p.payload
+    FROM sent
+    JOIN unnest(%(payloads)s::jsonb[]) WITH ORDINALITY AS p(payload, position)
+      ON p.position - 1 = sent.payload_id
+    RETURNING payload_id, message_id
+)
+SELECT message_id FROM inserted ORDER BY payload_id;
+
+-- name: notify_work
+SELECT pg_notify('taskq_work', %(queue)s);
+
+-- name: task_statuses
+SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,
+       updated_at, payload_id, http_status, duration_ms, created_at
+FROM taskq.task_status
+WHERE task_id = %(task_id)s
+ORDER BY payload_id;
+
+-- name: configure_task_type
+INSERT INTO taskq.task_types AS t (task_type, queue_name, max_rps, rps_explicit)
+VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true)
+ON CONFLICT (task_type) DO UPDATE
+    SET max_rps = excluded.max_rps, rps_explicit = true, updated_at = now()
+RETURNING task_type, max_rps, created_at, updated_at, (xmax = 0) AS created;
+
+-- name: configure_rate
+SELECT taskq.configure_rate(%(task_type)s, %(max_rps)s);
+
+-- name: get_task_type
+SELECT task_type, max_rps, created_at, updated_at
+FROM taskq.task_types
+WHERE task_type = %(task_type)s;
+
+-- name: read_dlq
+-- Reading (rather than selecting) takes the rows with FOR UPDATE SKIP LOCKED
+-- and hides them, so concurrent reprocess calls never take the same message.
+SELECT msg_id, message::text AS message
+FROM pgmq.read(%(dlq)s, %(vt)s, %(qty)s, %(filter)s::jsonb);
+
+-- name: requeue_messages
+SELECT message_id
+FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
+ORDER BY position;
+
+-- name: mark_requeued
+UPDATE taskq.task_status AS s
+SET status = 'pending', attempt = 0, error = '', http_status = NULL, duration_ms = NULL,
+    message_id = u.message_id, dlq_message_id = NULL, updated_at = now()
+FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[])
+     AS u(task_id, payload_id, message_id)
+WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id AND s.status = 'failed';
+
+-- name: delete_messages
+SELECT pgmq.delete(%(queue)s, %(message_ids)s::bigint[]);
+

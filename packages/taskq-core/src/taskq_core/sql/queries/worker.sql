@@ -1,0 +1,67 @@
+-- Statements the worker runs (taskq_core.repository.worker).
+
+-- name: list_task_types
+SELECT task_type, queue_name, max_rps FROM taskq.task_types ORDER BY task_type;
+
+-- name: take_tokens
+SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s);
+
+-- name: read_messages
+-- The status row comes along so a worker knows the attempt count and can drop
+-- a message whose status is already final (a duplicate after a crash).
+SELECT m.msg_id, m.message::text AS message, coalesce(s.attempt, 0) AS attempt,
+       coalesce(s.status, 'pending') AS status
+FROM pgmq.read(%(queue)s, %(vt)s, %(qty)s) AS m
+LEFT JOIN taskq.task_status AS s
+  ON s.task_id = (m.message ->> 'task_id')::uuid
+ AND s.payload_id = (m.message ->> 'payload_id')::integer
+ORDER BY m.msg_id;
+
+-- name: mark_succeeded
+-- Compare-and-set: only a pending row still pointing at this message moves,
+-- so a late duplicate can never change a final status.
+UPDATE taskq.task_status AS s
+SET status = 'success', attempt = u.attempt, error = '', http_status = u.http_status,
+    duration_ms = u.duration_ms, updated_at = now()
+FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
+            %(attempts)s::integer[], %(http_statuses)s::integer[], %(durations)s::float8[])
+     AS u(task_id, payload_id, message_id, attempt, http_status, duration_ms)
+WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
+  AND s.message_id = u.message_id AND s.status = 'pending';
+
+-- name: mark_retrying
+UPDATE taskq.task_status AS s
+SET attempt = u.attempt, error = u.error, http_status = u.http_status,
+    duration_ms = u.duration_ms, updated_at = now()
+FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
+            %(attempts)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
+            %(durations)s::float8[])
+     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms)
+WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
+  AND s.message_id = u.message_id AND s.status = 'pending';
+
+-- name: delay_messages
+-- Hides each message until its own retry time: the retry waits in the queue,
+-- not in a thread.
+SELECT pgmq.set_vt(%(queue)s, u.message_id, clock_timestamp() + make_interval(secs => u.delay))
+FROM unnest(%(message_ids)s::bigint[], %(delays)s::float8[]) AS u(message_id, delay);
+
+-- name: release_messages
+SELECT msg_id FROM pgmq.set_vt(%(queue)s, %(message_ids)s::bigint[], 0);
+
+-- name: send_to_dlq
+SELECT message_id
+FROM pgmq.send_batch(%(dlq)s, %(messages)s::jsonb[], %(headers)s::jsonb[])
+     WITH ORDINALITY AS s(message_id, position)
+ORDER BY position;
+
+-- name: mark_failed
+UPDATE taskq.task_status AS s
+SET status = 'failed', attempt = u.attempt, error = u.error, http_status = u.http_status,
+    duration_ms = u.duration_ms, dlq_message_id = u.dlq_message_id, updated_at = now()
+FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
+            %(attempts)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
+            %(durations)s::float8[], %(dlq_message_ids)s::bigint[])
+     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms, dlq_message_id)
+WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
+  AND s.message_id = u.message_id AND s.status = 'pending';

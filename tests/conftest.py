@@ -1,0 +1,60 @@
+"""Shared fixtures: a real PostgreSQL with PGMQ, one cloned database per test, real HTTP targets."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from taskq_core.settings import Settings
+from tests.support.databases import (
+    DLQ,
+    create_database,
+    create_template,
+    drop_database,
+    server_dsn,
+)
+from tests.support.target import Target
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    with server_dsn() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_admin_dsn: str) -> Iterator[str]:
+    name = create_template(pg_admin_dsn)
+    yield name
+    drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def db_dsn(pg_admin_dsn: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"taskq_t_{uuid.uuid4().hex[:12]}"
+    dsn = create_database(pg_admin_dsn, name, template=template_database)
+    yield dsn
+    drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def settings(db_dsn: str) -> Settings:
+    return Settings(
+        postgres_dsn=db_dsn,
+        dlq_queue_name=DLQ,
+        host="127.0.0.1",
+        retry_base_delay=0.05,
+        retry_max_delay=1.0,
+        timeout=2.0,
+        log_format="text",
+    )
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    server = Target().start()
+    yield server
+    server.stop()
