@@ -28,8 +28,10 @@ WITH changed AS (
 SELECT taskq.configure_rate(task_type, max_rps) FROM changed;
 
 -- name: enqueue_task
--- Sends every payload of a batch and writes their status rows in one
--- statement; WITH ORDINALITY pairs each new message id with its payload.
+-- Sends every payload of a batch, writes their status rows and wakes the
+-- workers in one statement (one round trip for a known type); WITH ORDINALITY
+-- pairs each new message id with its payload. The notification is delivered
+-- at commit, so a worker never wakes before the messages are visible.
 WITH sent AS (
     SELECT s.message_id, (s.position - 1)::integer AS payload_id
     FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
@@ -41,7 +43,9 @@ WITH sent AS (
       ON p.position - 1 = sent.payload_id
     RETURNING payload_id, message_id
 )
-SELECT message_id FROM inserted ORDER BY payload_id;
+SELECT inserted.message_id
+FROM inserted, (SELECT pg_notify('taskq_work', %(queue)s)) AS notified
+ORDER BY inserted.payload_id;
 
 -- name: notify_work
 SELECT pg_notify('taskq_work', %(queue)s);
@@ -54,6 +58,7 @@ WHERE task_id = %(task_id)s
 ORDER BY payload_id;
 
 -- name: configure_task_type
+-- `created` tells the caller to create the type's queue in the same transaction.
 INSERT INTO taskq.task_types AS t (task_type, queue_name, max_rps, rps_explicit)
 VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true)
 ON CONFLICT (task_type) DO UPDATE

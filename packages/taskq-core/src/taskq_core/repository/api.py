@@ -1,0 +1,350 @@
+"""All database I/O of the API service, over an async psycopg pool.
+
+psycopg errors stop here: an unreachable database (refused connection, pool
+timeout) becomes DatabaseUnavailableError, a value the database rejects becomes
+InvalidFieldError, anything else a TaskqError. Every write runs in one
+transaction, so a request either changes everything it meant to or nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+import psycopg
+from loguru import logger
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow, kwargs_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from taskq_core.errors import DatabaseUnavailableError, InvalidFieldError, NotFoundError, TaskqError
+from taskq_core.models import (
+    DlqReprocessed,
+    MessageStatusView,
+    QueuedCall,
+    TaskStatusView,
+    TaskTypeView,
+)
+from taskq_core.queries import QUERIES
+from taskq_core.queue_names import queue_name_for
+from taskq_core.settings import Settings
+from taskq_core.status import TaskStatus
+
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
+
+POOL_TIMEOUT = 3.0
+"""Seconds a request waits for a connection before answering 503: fail fast, never hang."""
+CONNECT_TIMEOUT = 3
+"""Seconds (libpq takes whole seconds) to establish one connection."""
+REPROCESS_CHUNK = 500
+"""DLQ messages moved per transaction: bounded transactions however large the DLQ is."""
+
+
+def create_pool(settings: Settings) -> Pool:
+    """A closed pool for `settings`; open it in the application's lifespan."""
+    return AsyncConnectionPool(
+        settings.postgres_dsn,
+        min_size=1,
+        max_size=max(1, settings.db_pool_size),
+        timeout=POOL_TIMEOUT,
+        kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "taskq-api"},
+        open=False,
+        name="taskq-api",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DlqEntry:
+    """A message read from the DLQ, with the identity fields needed to requeue it."""
+
+    dlq_message_id: int
+    text: str
+    task_id: UUID
+    payload_id: int
+    task_type: str
+
+
+class _DlqIdentity(msgspec.Struct):
+    task_id: UUID
+    payload_id: int
+    task_type: str
+
+
+class ApiRepository:
+    """The API's statements; owns the cache of task types whose queue is known to exist."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        dlq_queue_name: str,
+        dlq_visibility_timeout: float = 30.0,
+        reprocess_chunk: int = REPROCESS_CHUNK,
+    ) -> None:
+        self._pool = pool
+        self._dlq = dlq_queue_name
+        self._dlq_vt = max(1, round(dlq_visibility_timeout))
+        self._chunk = reprocess_chunk
+        # task type -> queue name, filled only after the commit that made the queue
+        # exist, so a rolled-back registration is never remembered.
+        self._queues: dict[str, str] = {}
+
+    @asynccontextmanager
+    async def _connection(
+        self, timeout: float | None = None
+    ) -> AsyncIterator[AsyncConnection[TupleRow]]:
+        try:
+            async with self._pool.connection(timeout=timeout) as conn:
+                yield conn
+        except PoolTimeout as error:
+            raise DatabaseUnavailableError(
+                "the database is unreachable (no connection within "
+                f"{timeout or POOL_TIMEOUT:g}s); try again shortly"
+            ) from error
+        except psycopg.OperationalError as error:
+            raise DatabaseUnavailableError(
+                f"the database is unreachable ({_first_line(error)}); try again shortly"
+            ) from error
+        except psycopg.Error as error:
+            logger.opt(exception=error).error("unexpected database error")
+            raise TaskqError(f"database error: {_first_line(error)}") from error
+
+    async def ping(self, timeout: float = 1.0) -> None:
+        """Raise DatabaseUnavailableError unless the database answers within `timeout`."""
+        async with self._connection(timeout) as conn:
+            await conn.execute(QUERIES["ping"])
+
+    async def submit(
+        self,
+        *,
+        task_id: UUID,
+        task_type: str,
+        item_id: str,
+        max_rps: float | None,
+        calls: Sequence[QueuedCall],
+    ) -> list[int]:
+        """Queue every call with its status row in one transaction; the new message ids."""
+        encoder = msgspec.json.Encoder()
+        messages = [encoder.encode(call).decode() for call in calls]
+        payloads = [encoder.encode(call.data).decode() for call in calls]
+        known = self._queues.get(task_type)
+        async with self._connection() as conn, conn.transaction():
+            queue = known or await self._ensure_queue(conn, task_type)
+            if max_rps is not None:
+                await conn.execute(
+                    QUERIES["apply_batch_max_rps"], {"task_type": task_type, "max_rps": max_rps}
+                )
+            try:
+                cursor = await conn.execute(
+                    QUERIES["enqueue_task"],
+                    {
+                        "queue": queue,
+                        "messages": messages,
+                        "task_id": task_id,
+                        "task_type": task_type,
+                        "item_id": item_id,
+                        "payloads": payloads,
+                    },
+                )
+            except psycopg.DataError as error:
+                raise InvalidFieldError(
+                    "payloads", f"rejected by the database: {_first_line(error)}"
+                ) from error
+            message_ids = [int(row[0]) for row in await cursor.fetchall()]
+        self._queues[task_type] = queue
+        return message_ids
+
+    async def _ensure_queue(self, conn: AsyncConnection[TupleRow], task_type: str) -> str:
+        """The type's queue name, registering the type and creating its queue if new."""
+        queue = queue_name_for(task_type)
+        cursor = await conn.execute(
+            QUERIES["register_task_type"], {"task_type": task_type, "queue": queue}
+        )
+        if await cursor.fetchone() is not None:
+            await conn.execute(QUERIES["create_queue"], {"queue": queue})
+            logger.bind(task_type=task_type).info("registered task type, queue {}", queue)
+            return queue
+        cursor = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
+        row = await cursor.fetchone()
+        if row is None:  # pragma: no cover - the insert above just conflicted with this row
+            raise TaskqError(f"task type {task_type!r} vanished while being registered")
+        return str(row[0])
+
+    async def task_status(self, task_id: UUID) -> TaskStatusView:
+        """Every message of a task, ordered by payload_id; NotFoundError for an unknown id."""
+        async with self._connection() as conn:
+            cursor = conn.cursor(row_factory=kwargs_row(_message_status))
+            await cursor.execute(QUERIES["task_statuses"], {"task_id": task_id})
+            statuses = await cursor.fetchall()
+        if not statuses:
+            raise NotFoundError("task", str(task_id))
+        return TaskStatusView(task_id=task_id, statuses=statuses)
+
+    async def configure_task_type(self, task_type: str, max_rps: float | None) -> TaskTypeView:
+        """Upsert a type's global rate limit (None: unlimited); creates its queue when new."""
+        queue = queue_name_for(task_type)
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                QUERIES["configure_task_type"],
+                {"task_type": task_type, "queue": queue, "max_rps": max_rps},
+            )
+            row = await cursor.fetchone()
+            assert row is not None  # an upsert with RETURNING always returns its row
+            name, rps, created_at, updated_at, created = row
+            if created:
+                await conn.execute(QUERIES["create_queue"], {"queue": queue})
+            await conn.execute(
+                QUERIES["configure_rate"], {"task_type": task_type, "max_rps": max_rps}
+            )
+        return TaskTypeView(
+            task_type=str(name),
+            max_rps=None if rps is None else float(rps),
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+
+    async def get_task_type(self, task_type: str) -> TaskTypeView:
+        """A type's configuration; NotFoundError when it was never submitted nor configured."""
+        async with self._connection() as conn:
+            cursor = conn.cursor(row_factory=kwargs_row(_task_type_view))
+            await cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
+            view = await cursor.fetchone()
+        if view is None:
+            raise NotFoundError("task type", task_type)
+        return view
+
+    async def reprocess_dlq(self, *, task_type: str | None, task_id: UUID | None) -> DlqReprocessed:
+        """Move matching DLQ messages back to their work queues, one chunk per transaction.
+
+        Each chunk is read with a visibility timeout inside its transaction, so
+        a concurrent call skips the rows this one holds (FOR UPDATE SKIP
+        LOCKED) and no message is requeued twice. Stops at the first short chunk.
+        """
+        selector: dict[str, str] = {}
+        if task_type is not None:
+            selector["task_type"] = task_type
+        if task_id is not None:
+            selector["task_id"] = str(task_id)
+        condition = msgspec.json.encode(selector).decode()
+        message_ids: list[int] = []
+        while True:
+            read, requeued = await self._reprocess_chunk(condition)
+            message_ids.extend(requeued)
+            if requeued:
+                logger.bind(**selector).info(
+                    "requeued {} DLQ message(s), {} so far", len(requeued), len(message_ids)
+                )
+            if read < self._chunk:
+                break
+        return DlqReprocessed(reprocessed_count=len(message_ids), message_ids=message_ids)
+
+    async def _reprocess_chunk(self, condition: str) -> tuple[int, list[int]]:
+        """One transaction: read, requeue, mark pending, delete from the DLQ; (read, new ids)."""
+        new_queues: dict[str, str] = {}
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                QUERIES["read_dlq"],
+                {"dlq": self._dlq, "vt": self._dlq_vt, "qty": self._chunk, "filter": condition},
+            )
+            rows = await cursor.fetchall()
+            entries = [entry for row in rows if (entry := _dlq_entry(row)) is not None]
+            by_type: dict[str, list[DlqEntry]] = defaultdict(list)
+            for entry in entries:
+                by_type[entry.task_type].append(entry)
+            requeued: list[tuple[DlqEntry, int]] = []
+            for name, group in by_type.items():
+                queue = self._queues.get(name) or await self._ensure_queue(conn, name)
+                new_queues[name] = queue
+                cursor = await conn.execute(
+                    QUERIES["requeue_messages"],
+                    {"queue": queue, "messages": [entry.text for entry in group]},
+                )
+                ids = [int(row[0]) for row in await cursor.fetchall()]
+                requeued.extend(zip(group, ids, strict=True))
+                await conn.execute(QUERIES["notify_work"], {"queue": queue})
+            if requeued:
+                await conn.execute(
+                    QUERIES["mark_requeued"],
+                    {
+                        "task_ids": [entry.task_id for entry, _ in requeued],
+                        "payload_ids": [entry.payload_id for entry, _ in requeued],
+                        "message_ids": [new_id for _, new_id in requeued],
+                    },
+                )
+                await conn.execute(
+                    QUERIES["delete_messages"],
+                    {
+                        "queue": self._dlq,
+                        "message_ids": [entry.dlq_message_id for entry, _ in requeued],
+                    },
+                )
+        self._queues.update(new_queues)
+        return len(rows), [new_id for _, new_id in requeued]
+
+
+def _dlq_entry(row: TupleRow) -> DlqEntry | None:
+    """Identity of one DLQ row, or None (logged, left in the DLQ) if it is not a taskq message."""
+    dlq_message_id, text = int(row[0]), str(row[1])
+    try:
+        identity = msgspec.json.decode(text, type=_DlqIdentity)
+    except msgspec.DecodeError as error:
+        logger.warning(
+            "DLQ message {} is not a taskq call, left in place: {}", dlq_message_id, error
+        )
+        return None
+    return DlqEntry(
+        dlq_message_id=dlq_message_id,
+        text=text,
+        task_id=identity.task_id,
+        payload_id=identity.payload_id,
+        task_type=identity.task_type,
+    )
+
+
+def _message_status(
+    *,
+    message_id: int,
+    item_id: str,
+    task_type: str,
+    payload: str | None,
+    status: str,
+    error: str,
+    attempt: int,
+    updated_at: datetime,
+    payload_id: int,
+    http_status: int | None,
+    duration_ms: float | None,
+    created_at: datetime,
+) -> MessageStatusView:
+    # The payload is passed through as the stored JSON text, never re-parsed.
+    return MessageStatusView(
+        message_id=message_id,
+        item_id=item_id,
+        task_type=task_type,
+        payload=msgspec.Raw(payload.encode() if payload is not None else b"null"),
+        status=TaskStatus(status),
+        error=error,
+        attempt=attempt,
+        updated_at=updated_at,
+        payload_id=payload_id,
+        http_status=http_status,
+        duration_ms=duration_ms,
+        created_at=created_at,
+    )
+
+
+def _task_type_view(
+    *, task_type: str, max_rps: float | None, created_at: datetime, updated_at: datetime
+) -> TaskTypeView:
+    return TaskTypeView(
+        task_type=task_type, max_rps=max_rps, created_at=created_at, updated_at=updated_at
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,129 @@
+"""Turns one POST /tasks body into the messages a worker needs: pure, no I/O.
+
+Everything a worker needs is resolved here (api_override applied, timeout in
+milliseconds) so a message is self-contained, and every check that msgspec's
+type validation cannot express happens here, before any database work, so a
+bad batch is rejected whole and the error names the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from taskq_core.durations import parse_duration
+from taskq_core.errors import InvalidFieldError
+from taskq_core.models import PayloadSubmit, QueuedCall, TaskSubmit
+
+MAX_TIMEOUT_MS = 600_000
+"""Ten minutes: a call that needs longer does not fit a visibility-timeout-based queue."""
+
+# RFC 9110 token characters: what a header name may contain.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Field values may not carry line breaks or NUL (request smuggling, broken requests).
+_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def build_calls(submit: TaskSubmit, task_id: UUID, *, max_payloads: int) -> list[QueuedCall]:
+    """One QueuedCall per payload, in payload order; raise InvalidFieldError on a bad field."""
+    count = len(submit.payloads)
+    if count == 0:
+        raise InvalidFieldError("payloads", "must contain at least one payload")
+    if count > max_payloads:
+        raise InvalidFieldError(
+            "payloads", f"has {count} payloads; at most {max_payloads} are accepted per request"
+        )
+    check_url("url", submit.url)
+    check_headers("headers", submit.headers)
+    timeout_ms = timeout_to_ms(submit.timeout)
+    task = str(task_id)
+    return [
+        _call(submit, payload, index, task, timeout_ms)
+        for index, payload in enumerate(submit.payloads)
+    ]
+
+
+def _call(
+    submit: TaskSubmit, payload: PayloadSubmit, index: int, task_id: str, timeout_ms: int | None
+) -> QueuedCall:
+    url, method, headers = submit.url, submit.method, submit.headers
+    override = payload.api_override
+    if override is not None:
+        where = f"payloads[{index}].api_override"
+        if override.url is not None:
+            check_url(f"{where}.url", override.url)
+            url = override.url
+        if override.method is not None:
+            method = override.method
+        if override.headers:
+            check_headers(f"{where}.headers", override.headers)
+            headers = merge_headers(headers, override.headers)
+    return QueuedCall(
+        task_id=task_id,
+        payload_id=index,
+        task_type=submit.task_type,
+        url=url,
+        method=method,
+        headers=dict(headers),
+        data=payload.data,
+        item_id=submit.item_id,
+        timeout_ms=timeout_ms,
+        max_retries=submit.max_retries,
+        retry_delay_ms=submit.retry_delay,
+    )
+
+
+def check_url(field: str, url: str) -> None:
+    """The target must be an absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - evaluating it validates the port
+    except ValueError as error:
+        raise InvalidFieldError(field, f"is not a valid URL: {error}") from error
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidFieldError(field, f"must be an http or https URL, got {url!r}")
+    if not host:
+        raise InvalidFieldError(field, f"must name a host, got {url!r}")
+    if any(character.isspace() for character in url):
+        raise InvalidFieldError(field, "must not contain whitespace")
+
+
+def check_headers(field: str, headers: Mapping[str, str]) -> None:
+    """Header names must be HTTP tokens and values single-line, or the call could not be sent."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidFieldError(field, f"{name!r} is not a valid header name")
+        if _BAD_HEADER_VALUE.search(value):
+            raise InvalidFieldError(
+                f"{field}.{name}", "must not contain line breaks or NUL characters"
+            )
+
+
+def merge_headers(base: Mapping[str, str], override: Mapping[str, str]) -> dict[str, str]:
+    """`base` with `override` on top; names compare case-insensitively, as HTTP's do."""
+    replaced = {name.lower() for name in override}
+    merged = {name: value for name, value in base.items() if name.lower() not in replaced}
+    merged.update(override)
+    return merged
+
+
+def timeout_to_ms(timeout: int | str | None) -> int | None:
+    """A batch timeout as whole milliseconds: an int is milliseconds, a string a Go duration."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, str):
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as error:
+            raise InvalidFieldError("timeout", str(error)) from error
+        milliseconds = round(seconds * 1000)
+    else:
+        milliseconds = timeout
+    if not 0 < milliseconds <= MAX_TIMEOUT_MS:
+        raise InvalidFieldError(
+            "timeout", f"must be more than 0 and at most {MAX_TIMEOUT_MS} ms (10m)"
+        )
+    return milliseconds

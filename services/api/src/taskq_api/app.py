@@ -1,0 +1,94 @@
+"""Composition root of the API: builds the app, its pool and its repository from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from loguru import logger
+
+from taskq_api.controllers.dlq import DlqController
+from taskq_api.controllers.docs import SwaggerAliasController
+from taskq_api.controllers.health import HealthController
+from taskq_api.controllers.task_types import TaskTypesController
+from taskq_api.controllers.tasks import TasksController
+from taskq_api.dependencies import Limits
+from taskq_api.errors import EXCEPTION_HANDLERS
+from taskq_core.repository.api import ApiRepository, create_pool
+from taskq_core.settings import Settings
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The spec served at /schema (Swagger UI at /schema/swagger) and exported to docs/."""
+    return OpenAPIConfig(
+        title="taskq",
+        version=version("taskq-api"),
+        description=(
+            "Queue batches of outbound REST calls in PostgreSQL (PGMQ) and deliver them "
+            "with global rate limits, retries and a DLQ. Compatible with pgmq-taskq."
+        ),
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(path="/swagger")],
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The API application; reads the environment only when no settings are given."""
+    settings = settings or Settings.from_env()
+    pool = create_pool(settings)
+    repository = ApiRepository(
+        pool,
+        dlq_queue_name=settings.dlq_queue_name,
+        dlq_visibility_timeout=settings.visibility_timeout,
+    )
+    limits = Limits(max_payloads=settings.max_payloads)
+
+    @asynccontextmanager
+    async def database(_: Litestar) -> AsyncIterator[None]:
+        # Not waiting for the first connection lets the API start while the
+        # database is down: readiness answers 503 until it is back.
+        await pool.open(wait=False)
+        logger.info("API ready; database pool opened (max {} connections)", pool.max_size)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    async def provide_repository() -> ApiRepository:
+        return repository
+
+    async def provide_limits() -> Limits:
+        return limits
+
+    prometheus = PrometheusConfig(
+        app_name="taskq",
+        prefix="taskq",
+        group_path=True,
+        exclude=["^/metrics", "^/health/"],
+    )
+    return Litestar(
+        route_handlers=[
+            TasksController,
+            TaskTypesController,
+            DlqController,
+            HealthController,
+            SwaggerAliasController,
+            PrometheusController,
+        ],
+        dependencies={
+            "repository": Provide(provide_repository),
+            "limits": Provide(provide_limits),
+        },
+        lifespan=[database],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[prometheus.middleware],
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_size,
+        logging_config=None,
+    )

@@ -1,0 +1,3 @@
+"""One Litestar Controller per resource."""
+
+from __future__ import annotations

@@ -1,0 +1,35 @@
+"""POST /task-types (set a type's global rate limit) and GET /task-types/{task_type}."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.status_codes import HTTP_200_OK
+
+from taskq_core.models import TaskTypeConfigure, TaskTypeView
+from taskq_core.repository.api import ApiRepository
+
+
+class TaskTypesController(Controller):
+    path = "/task-types"
+    tags = ["task types"]  # noqa: RUF012 - Litestar reads these as class attributes
+
+    @post(
+        operation_id="configureTaskType",
+        summary="Create or update a task type's rate limit",
+        description=(
+            "max_rps limits the sum of all worker replicas; null removes the limit. "
+            "Once set here, a batch's max_rps no longer changes it."
+        ),
+        status_code=HTTP_200_OK,
+    )
+    async def configure(self, data: TaskTypeConfigure, repository: ApiRepository) -> TaskTypeView:
+        return await repository.configure_task_type(data.task_type, data.max_rps)
+
+    @get(
+        "/{task_type:str}",
+        operation_id="getTaskType",
+        summary="A task type's configuration",
+        description="404 when the type was never submitted nor configured.",
+    )
+    async def read(self, task_type: str, repository: ApiRepository) -> TaskTypeView:
+        return await repository.get_task_type(task_type)
