@@ -1,0 +1,1 @@
+"""taskq's benchmark suite: `python -m bench --help`. Not part of the test run."""

@@ -1,0 +1,121 @@
+"""The bench database (fresh per run) and the raw PGMQ baselines measured on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.sql import SQL, Identifier
+from psycopg.types.json import Jsonb
+
+from taskq_core.migrate import migrate
+from taskq_core.queries import QUERIES
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DLQ = "task_dlq"
+
+
+def server_dsn() -> str:
+    """POSTGRES_DSN, else TASKQ_TEST_DSN, else the local server."""
+    return os.environ.get("POSTGRES_DSN") or os.environ.get("TASKQ_TEST_DSN") or DEFAULT_DSN
+
+
+def server_version(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(QUERIES["bench_server_version"]).fetchone()
+    return str(row[0]) if row else "?"
+
+
+@contextmanager
+def fresh_database(admin_dsn: str, name: str) -> Iterator[str]:
+    """Create and migrate database `name`, yield its DSN, drop it afterwards."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
+        conn.execute(SQL(QUERIES["bench_create_database"]).format(name=Identifier(name)))
+    dsn = make_conninfo(admin_dsn, dbname=name)
+    try:
+        migrate(dsn, dlq_queue_name=DLQ)
+        yield dsn
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
+
+
+def database_of(dsn: str) -> str:
+    return str(conninfo_to_dict(dsn).get("dbname", ""))
+
+
+class Database:
+    """One autocommit connection to the bench database for raw PGMQ work and status counts."""
+
+    def __init__(self, dsn: str) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def create_queue(self, queue: str) -> None:
+        self.conn.execute(QUERIES["bench_create_queue"], {"queue": queue})
+
+    def drop_queue(self, queue: str) -> None:
+        self.conn.execute(QUERIES["bench_drop_queue"], {"queue": queue})
+
+    def purge(self, queue: str) -> None:
+        self.conn.execute(QUERIES["bench_purge_queue"], {"queue": queue})
+
+    def queue_length(self, queue: str) -> int:
+        row = self.conn.execute(QUERIES["bench_queue_length"], {"queue": queue}).fetchone()
+        return int(row[0]) if row else 0
+
+    def status_counts(self, task_type: str) -> dict[str, int]:
+        rows = self.conn.execute(QUERIES["bench_status_counts"], {"task_type": task_type})
+        return {str(status): int(n) for status, n in rows.fetchall()}
+
+    def done(self, task_type: str) -> int:
+        """Messages of `task_type` in a final status (success or failed)."""
+        counts = self.status_counts(task_type)
+        return counts.get("success", 0) + counts.get("failed", 0)
+
+    def send_batches(self, queue: str, batches: Sequence[Sequence[object]]) -> float:
+        """Raw `pgmq.send_batch` of each batch, one autocommit call each; seconds taken."""
+        started = time.perf_counter()
+        for batch in batches:
+            self.conn.execute(
+                QUERIES["bench_send_batch"],
+                {"queue": queue, "messages": [Jsonb(message) for message in batch]},
+            ).fetchall()
+        return time.perf_counter() - started
+
+    def read(self, queue: str, qty: int, vt: int = 30) -> list[tuple[int, Any]]:
+        rows = self.conn.execute(
+            QUERIES["bench_read"], {"queue": queue, "vt": vt, "qty": qty}
+        ).fetchall()
+        return [(int(row[0]), json.loads(row[1])) for row in rows]
+
+    def delete(self, queue: str, message_ids: list[int]) -> None:
+        self.conn.execute(
+            QUERIES["bench_delete"], {"queue": queue, "message_ids": message_ids}
+        ).fetchall()
+
+    def burn_down(self, queue: str, *, batch: int = 100, limit: int = 10_000_000) -> int:
+        """Raw read(batch) + delete in one transaction per batch until the queue is empty."""
+        total = 0
+        while total < limit:
+            with self.conn.transaction():
+                rows = self.conn.execute(
+                    QUERIES["bench_read"], {"queue": queue, "vt": 30, "qty": batch}
+                ).fetchall()
+                if not rows:
+                    return total
+                self.conn.execute(
+                    QUERIES["bench_delete"],
+                    {"queue": queue, "message_ids": [row[0] for row in rows]},
+                ).fetchall()
+            total += len(rows)
+        return total

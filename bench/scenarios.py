@@ -1,0 +1,667 @@
+"""The eight scenarios of the suite, each measured against a baseline taken in the same run."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import baselines
+from bench.cluster import Cluster, session, task_body, wait_until_done
+from bench.db import Database
+from bench.procs import CountingTarget, FastTarget, RssSampler
+from bench.progress import Progress
+from bench.report import Measurement, Recorder, clean
+from bench.stats import between, max_in_window, percentile, ratio
+from taskq_core.queue_names import queue_name_for
+
+Check = Callable[[float, float | None], bool]
+SKIP_NO_WORKER = "skipped: worker not available"
+SKIP_NO_API = "skipped: API not available"
+
+
+@dataclass
+class Sizes:
+    """How much work each scenario does; --quick shrinks everything to fit in 2 minutes."""
+
+    bare_loop_calls: int
+    submit_clients: int
+    submit_batch1_requests: int
+    submit_payloads: int
+    fast_backlog: int
+    slow_threads: tuple[int, ...]
+    slow_seconds: float
+    latency_seconds: float
+    latency_backlog: int
+    rate_runs: tuple[tuple[float, int], ...]
+    rate_seconds: float
+    fairness_fast: int
+    fairness_slow_backlog: int
+    memory_backlog: int
+    memory_delivery_seconds: float
+    retry_messages: int
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls(
+                bare_loop_calls=2000,
+                submit_clients=4,
+                submit_batch1_requests=300,
+                submit_payloads=5000,
+                fast_backlog=2000,
+                slow_threads=(50, 200),
+                slow_seconds=2.0,
+                latency_seconds=3.0,
+                latency_backlog=2000,
+                rate_runs=((50, 1), (50, 2), (500, 2)),
+                rate_seconds=4.0,
+                fairness_fast=1500,
+                fairness_slow_backlog=2000,
+                memory_backlog=20_000,
+                memory_delivery_seconds=2.0,
+                retry_messages=1000,
+            )
+        return cls(
+            bare_loop_calls=10_000,
+            submit_clients=4,
+            submit_batch1_requests=2000,
+            submit_payloads=30_000,
+            fast_backlog=10_000,
+            slow_threads=(10, 50, 200),
+            slow_seconds=6.0,
+            latency_seconds=10.0,
+            latency_backlog=10_000,
+            rate_runs=tuple((rps, n) for rps in (50.0, 500.0) for n in (1, 2, 4)),
+            rate_seconds=20.0,
+            fairness_fast=5000,
+            fairness_slow_backlog=10_000,
+            memory_backlog=100_000,
+            memory_delivery_seconds=10.0,
+            retry_messages=5000,
+        )
+
+
+@dataclass
+class Context:
+    quick: bool
+    sizes: Sizes
+    progress: Progress
+    recorder: Recorder
+    db: Database
+    dsn: str
+    workdir: Path
+    fast: FastTarget
+    counting: CountingTarget
+    sampler: RssSampler
+    cluster: Cluster | None
+    worker_available: bool
+    cache: dict[str, float] = field(default_factory=dict)
+
+    def record(
+        self,
+        scenario: str,
+        variant: str,
+        value: float | None,
+        unit: str,
+        *,
+        baseline: float | None = None,
+        baseline_name: str = "",
+        target: str = "",
+        check: Check | None = None,
+        note: str = "",
+        extra: dict[str, float | int | str] | None = None,
+    ) -> Measurement:
+        value = clean(value)
+        baseline = clean(baseline)
+        measured_ratio = ratio(value, baseline)
+        met = check(value, measured_ratio) if check is not None and value is not None else None
+        row = Measurement(
+            scenario=scenario,
+            variant=variant,
+            value=value,
+            unit=unit,
+            baseline=baseline,
+            baseline_name=baseline_name,
+            ratio=measured_ratio,
+            target=target,
+            met=met,
+            note=note,
+            extra=extra or {},
+        )
+        self.progress.step(
+            f"  {scenario} / {variant}: {value if value is None else round(value, 3)} {unit}"
+            + (f" (ratio {measured_ratio:.2f})" if measured_ratio is not None else "")
+            + (f" {note}" if note else "")
+        )
+        return self.recorder.add(row)
+
+    def skip(self, scenario: str, reason: str) -> None:
+        self.record(scenario, "all", None, "", note=reason)
+
+    def baseline(self, name: str, measure: Callable[[], float], unit: str) -> float:
+        """A baseline measured once per run and recorded as its own row."""
+        if name not in self.cache:
+            self.progress.step(f"baseline: {name}")
+            self.cache[name] = measure()
+            self.record("baseline", name, self.cache[name], unit)
+        return self.cache[name]
+
+    def need_cluster(self, scenario: str, *, worker: bool = True) -> Cluster | None:
+        if self.cluster is None:
+            self.skip(scenario, SKIP_NO_API)
+            return None
+        if worker and not self.worker_available:
+            self.skip(scenario, SKIP_NO_WORKER)
+            return None
+        return self.cluster
+
+
+def ratio_at_least(minimum: float) -> Check:
+    return lambda _value, measured: measured is not None and measured >= minimum
+
+
+def value_at_most(maximum: float) -> Check:
+    return lambda value, _ratio: value <= maximum
+
+
+def ratio_between(low: float, high: float) -> Check:
+    return lambda _value, measured: measured is not None and low <= measured <= high
+
+
+# -- baselines shared by several scenarios -----------------------------------------------------
+
+
+def bare_loop(ctx: Context) -> float:
+    calls = ctx.sizes.bare_loop_calls
+    return ctx.baseline(
+        f"bare requests.Session loop x{calls} -> {ctx.fast.kind}",
+        lambda: baselines.bare_requests_loop(ctx.fast.url, calls),
+        "calls/s",
+    )
+
+
+def raw_burn_down(ctx: Context, count: int) -> float:
+    messages = baselines.queued_messages(ctx.fast.url, count)
+    return ctx.baseline(
+        f"raw PGMQ read(100)+delete of {count:,}",
+        lambda: baselines.raw_burn_down(ctx.db, messages),
+        "msg/s",
+    )
+
+
+def peer_loop(ctx: Context, count: int) -> float:
+    messages = baselines.queued_messages(ctx.fast.url, count)
+    return ctx.baseline(
+        f"PGMQ read(100)+1 POST each+delete x{count:,}",
+        lambda: baselines.pgmq_requests_loop(ctx.db, messages, ctx.fast.url),
+        "jobs/s",
+    )
+
+
+# -- 1. submission -----------------------------------------------------------------------------
+
+
+def submit_concurrently(
+    cluster: Cluster, bodies: list[dict[str, Any]], clients: int, timeout: float = 300
+) -> float:
+    """Seconds for `clients` threads, each with its own session, to POST all `bodies`."""
+    counter = itertools.count()
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + timeout
+
+    def run() -> None:
+        client = session()
+        try:
+            while time.monotonic() < deadline and not errors:
+                index = next(counter)
+                if index >= len(bodies):
+                    return
+                reply = client.post(f"{cluster.api_url}/tasks", json=bodies[index], timeout=120)
+                if reply.status_code != 201:
+                    raise RuntimeError(f"POST /tasks -> {reply.status_code}: {reply.text[:200]}")
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 5)
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return seconds
+
+
+def scenario_submission(ctx: Context) -> None:
+    cluster = ctx.need_cluster("submission", worker=False)
+    if cluster is None:
+        return
+    sizes = ctx.sizes
+    for batch in (1, 100, 1000):
+        total = sizes.submit_batch1_requests if batch == 1 else sizes.submit_payloads
+        task_type = f"bench-submit-{batch}"
+        url = ctx.fast.url
+        bodies = [
+            task_body(task_type, url, [{"n": start + i} for i in range(min(batch, total - start))])
+            for start in range(0, total, batch)
+        ]
+        messages = baselines.queued_messages(url, total)
+        ctx.progress.step(f"submission: raw pgmq.send_batch of {total:,} in batches of {batch}")
+        raw = baselines.raw_send_batch(ctx.db, messages, batch)
+        ctx.progress.step(
+            f"submission: POST /tasks, {total:,} payloads in batches of {batch}, "
+            f"{sizes.submit_clients} clients"
+        )
+        seconds = submit_concurrently(cluster, bodies, sizes.submit_clients)
+        ctx.db.purge(queue_name_for(task_type))
+        ctx.record(
+            "submission",
+            f"batch {batch}, {sizes.submit_clients} clients",
+            total / seconds,
+            "payloads/s",
+            baseline=raw,
+            baseline_name=f"raw send_batch({batch})",
+            target=">= 0.3x raw" if batch == 100 else "",
+            check=ratio_at_least(0.3) if batch == 100 else None,
+        )
+
+
+# -- 2. delivery, fast target ------------------------------------------------------------------
+
+
+def burn_down(
+    ctx: Context,
+    cluster: Cluster,
+    task_type: str,
+    count: int,
+    *,
+    replicas: int,
+    url: str,
+    max_workers: int | None = None,
+    max_queue_buffer: int | None = None,
+    max_retries: int = 3,
+    retry_delay_ms: int = 100,
+) -> float | None:
+    """Queue `count` calls, start `replicas` workers, time the drain; workers are stopped."""
+    ctx.progress.step(f"  queueing {count:,} {task_type} through POST /tasks")
+    bodies = [
+        task_body(
+            task_type,
+            url,
+            [{"n": start + i} for i in range(min(1000, count - start))],
+            max_retries=max_retries,
+            retry_delay_ms=retry_delay_ms,
+        )
+        for start in range(0, count, 1000)
+    ]
+    submit_concurrently(cluster, bodies, 2)
+    ctx.progress.step(f"  starting {replicas} worker process(es), draining")
+    kwargs: dict[str, Any] = {}
+    if max_workers is not None:
+        kwargs["max_workers"] = max_workers
+    if max_queue_buffer is not None:
+        kwargs["max_queue_buffer"] = max_queue_buffer
+    try:
+        cluster.start_workers(replicas, **kwargs)
+        drained = wait_until_done(
+            lambda: ctx.db.done(task_type), count, timeout=max(60.0, count / 50)
+        )
+    finally:
+        cluster.stop_workers()
+        ctx.db.purge(queue_name_for(task_type))
+    if drained.end_at is None:
+        ctx.progress.step(f"  timed out with {drained.count:,}/{count:,} done")
+    return drained.rate
+
+
+def scenario_fast(ctx: Context) -> None:
+    count = ctx.sizes.fast_backlog
+    bare = bare_loop(ctx)
+    raw = raw_burn_down(ctx, count)
+    peer_loop(ctx, count)
+    cluster = ctx.need_cluster("fast target")
+    if cluster is None:
+        return
+    for replicas, minimum in ((1, 0.8), (2, 1.2)):
+        ctx.progress.step(f"fast target: {count:,} burn-down with {replicas} worker process(es)")
+        for label in (f"worker{i}" for i in range(replicas)):
+            ctx.sampler.reset(label)
+        rate = burn_down(
+            ctx, cluster, f"bench-fast-{replicas}", count, replicas=replicas, url=ctx.fast.url
+        )
+        ctx.record(
+            "fast target",
+            f"{replicas} worker process(es), {count:,} backlog",
+            rate,
+            "calls/s",
+            baseline=bare,
+            baseline_name="bare loop",
+            target=f">= {minimum}x bare loop",
+            check=ratio_at_least(minimum),
+        )
+        ctx.record(
+            "fast target",
+            f"{replicas} worker process(es) vs raw read+delete",
+            rate,
+            "calls/s",
+            baseline=raw,
+            baseline_name="raw read+delete",
+        )
+        peak = ctx.sampler.peak_mb("worker0")
+        ctx.record("memory", f"worker peak RSS, fast delivery, {replicas} proc", peak, "MB")
+
+
+# -- 3. delivery, slow target ------------------------------------------------------------------
+
+
+def scenario_slow(ctx: Context) -> None:
+    cluster = ctx.need_cluster("slow target")
+    if cluster is None:
+        return
+    latency = 0.05
+    ctx.counting.reset(delay_ms=latency * 1000)
+    try:
+        for threads in ctx.sizes.slow_threads:
+            ideal = baselines.ideal_rate(threads, latency)
+            count = int(min(ideal, 1500) * ctx.sizes.slow_seconds)
+            ctx.progress.step(f"slow target (50 ms): MAX_WORKERS={threads}, {count:,} calls")
+            rate = burn_down(
+                ctx,
+                cluster,
+                f"bench-slow-{threads}",
+                count,
+                replicas=1,
+                url=ctx.counting.url,
+                max_workers=threads,
+                max_queue_buffer=max(100, threads),
+            )
+            checked = threads in (50, 200)
+            ctx.record(
+                "slow target",
+                f"MAX_WORKERS={threads}, 50 ms",
+                rate,
+                "calls/s",
+                baseline=ideal,
+                baseline_name="threads/latency",
+                target=">= 0.8x ideal" if checked else "",
+                check=ratio_at_least(0.8) if checked else None,
+            )
+    finally:
+        ctx.counting.reset()
+
+
+# -- 4. latency --------------------------------------------------------------------------------
+
+
+def paced_submissions(ctx: Context, cluster: Cluster, task_type: str, seconds: float) -> int:
+    """POST one single-payload task every 50 ms (20/s), each carrying its submit time."""
+    interval = 0.05
+    total = int(seconds / interval)
+    next_at = time.monotonic()
+    for index in range(total):
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        cluster.submit(task_type, ctx.counting.url, [{"n": index, "sent_at": time.time()}])
+        next_at += interval
+    return total
+
+
+def measure_latency(ctx: Context, cluster: Cluster, task_type: str, variant: str) -> None:
+    ctx.counting.reset()
+    total = paced_submissions(ctx, cluster, task_type, ctx.sizes.latency_seconds)
+    deadline = time.monotonic() + 30
+    stats = ctx.counting.stats()
+    while len(stats.latencies) < total and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats = ctx.counting.stats()
+    latencies = [x * 1000 for x in stats.latencies]
+    note = "" if len(latencies) >= total else f"only {len(latencies)}/{total} arrived"
+    for pct, limit in ((50, 50.0), (95, None), (99, 250.0)):
+        ctx.record(
+            "latency",
+            f"{variant} p{pct}",
+            percentile(latencies, pct) if latencies else None,
+            "ms",
+            target=f"<= {limit:.0f} ms" if limit is not None else "",
+            check=value_at_most(limit) if limit is not None else None,
+            note=note,
+        )
+
+
+def scenario_latency(ctx: Context) -> None:
+    cluster = ctx.need_cluster("latency")
+    if cluster is None:
+        return
+    light, heavy = "bench-latency", "bench-latency-backlog"
+    cluster.configure_type(light, None)
+    cluster.configure_type(heavy, None)
+    try:
+        cluster.start_workers(1)
+        ctx.progress.step(f"latency: 20 tasks/s for {ctx.sizes.latency_seconds:.0f} s, idle")
+        measure_latency(ctx, cluster, light, "idle, 20/s")
+        backlog = ctx.sizes.latency_backlog
+        ctx.progress.step(f"latency: 20 tasks/s while another type drains {backlog:,}")
+        cluster.submit_many(heavy, ctx.fast.url, backlog)
+        measure_latency(ctx, cluster, light, f"20/s beside a {backlog:,} backlog")
+    finally:
+        cluster.stop_workers()
+        ctx.db.purge(queue_name_for(heavy))
+        ctx.db.purge(queue_name_for(light))
+
+
+# -- 5. rate accuracy --------------------------------------------------------------------------
+
+
+def scenario_rate(ctx: Context) -> None:
+    cluster = ctx.need_cluster("rate accuracy")
+    if cluster is None:
+        return
+    seconds = ctx.sizes.rate_seconds
+    for max_rps, replicas in ctx.sizes.rate_runs:
+        task_type = f"bench-rate-{max_rps:g}-{replicas}"
+        ctx.progress.step(f"rate: max_rps={max_rps:g}, {replicas} worker(s), {seconds:.0f} s")
+        cluster.configure_type(task_type, max_rps)
+        cluster.submit_many(task_type, ctx.counting.url, int(max_rps * (seconds + 4) * 1.2))
+        ctx.counting.reset()
+        try:
+            cluster.start_workers(replicas)
+            deadline = time.monotonic() + seconds + 20
+            first: float | None = None
+            while time.monotonic() < deadline:
+                arrivals = ctx.counting.arrivals()
+                if arrivals:
+                    first = min(arrivals)
+                    if time.time() >= first + seconds + 0.2:
+                        break
+                time.sleep(0.2)
+        finally:
+            cluster.stop_workers()
+            ctx.db.purge(queue_name_for(task_type))
+        arrivals = ctx.counting.arrivals()
+        if first is None or not arrivals:
+            ctx.record(
+                "rate accuracy",
+                f"max_rps {max_rps:g}, {replicas} proc",
+                None,
+                "calls/s",
+                note="no call arrived",
+            )
+            continue
+        window = between(arrivals, first, first + seconds)
+        achieved = len(window) / seconds
+        peak = max_in_window(window, 1.0)
+        ctx.record(
+            "rate accuracy",
+            f"max_rps {max_rps:g}, {replicas} proc, {seconds:.0f} s",
+            achieved,
+            "calls/s",
+            baseline=max_rps,
+            baseline_name="max_rps",
+            target="0.97-1.02x max_rps",
+            check=ratio_between(0.97, 1.02),
+        )
+        ctx.record(
+            "rate accuracy",
+            f"max_rps {max_rps:g}, {replicas} proc: busiest 1 s",
+            peak,
+            "calls",
+            baseline=max_rps,
+            baseline_name="max_rps",
+            target="<= 1.1x max_rps",
+            check=ratio_at_most(1.1),
+        )
+    ctx.counting.reset()
+
+
+def ratio_at_most(maximum: float) -> Check:
+    return lambda _value, measured: measured is not None and measured <= maximum
+
+
+# -- 6. fairness -------------------------------------------------------------------------------
+
+
+def timed_fast_type(ctx: Context, cluster: Cluster, task_type: str, count: int) -> float | None:
+    """Seconds from the start of submitting `count` calls to the last one done (workers run)."""
+    started = time.monotonic()
+    cluster.submit_many(task_type, ctx.fast.url, count)
+    drained = wait_until_done(lambda: ctx.db.done(task_type), count, timeout=max(60, count / 20))
+    return None if drained.end_at is None else drained.end_at - started
+
+
+def scenario_fairness(ctx: Context) -> None:
+    cluster = ctx.need_cluster("fairness")
+    if cluster is None:
+        return
+    count, slow_backlog = ctx.sizes.fairness_fast, ctx.sizes.fairness_slow_backlog
+    solo_type, mixed_type, slow_type = "bench-fair-solo", "bench-fair-mixed", "bench-fair-1rps"
+    cluster.configure_type(solo_type, None)
+    cluster.configure_type(mixed_type, None)
+    cluster.configure_type(slow_type, 1)
+    try:
+        cluster.start_workers(1)
+        ctx.progress.step(f"fairness: unlimited type alone, {count:,} calls")
+        solo = timed_fast_type(ctx, cluster, solo_type, count)
+        ctx.progress.step(f"fairness: same beside a 1 rps type with a {slow_backlog:,} backlog")
+        cluster.submit_many(slow_type, ctx.counting.url, slow_backlog)
+        mixed = timed_fast_type(ctx, cluster, mixed_type, count)
+    finally:
+        cluster.stop_workers()
+        for task_type in (solo_type, mixed_type, slow_type):
+            ctx.db.purge(queue_name_for(task_type))
+    ctx.record(
+        "fairness",
+        f"{count:,} unlimited beside 1 rps x {slow_backlog:,}",
+        mixed,
+        "s",
+        baseline=solo,
+        baseline_name="solo time",
+        target="<= 1.5x solo",
+        check=ratio_at_most(1.5),
+    )
+
+
+# -- 7. memory ---------------------------------------------------------------------------------
+
+
+def scenario_memory(ctx: Context) -> None:
+    cluster = ctx.need_cluster("memory", worker=False)
+    if cluster is None:
+        return
+    backlog = ctx.sizes.memory_backlog
+    task_type = "bench-memory"
+    ctx.sampler.reset("api")
+    ctx.progress.step(f"memory: queueing a {backlog:,} backlog through POST /tasks")
+    bodies = [
+        task_body(task_type, ctx.fast.url, [{"n": start + i} for i in range(1000)])
+        for start in range(0, backlog, 1000)
+    ]
+    submit_concurrently(cluster, bodies, 4)
+    ctx.record(
+        "memory", "API peak RSS (process tree) during submission", ctx.sampler.peak_mb("api"), "MB"
+    )
+    if not ctx.worker_available:
+        ctx.skip("memory", SKIP_NO_WORKER)
+        ctx.db.purge(queue_name_for(task_type))
+        return
+    ctx.sampler.reset("worker0")
+    seconds = ctx.sizes.memory_delivery_seconds
+    ctx.progress.step(f"memory: one worker delivering from the backlog for {seconds:.0f} s")
+    try:
+        cluster.start_workers(1)
+        time.sleep(seconds)
+        delivered = ctx.db.done(task_type)
+    finally:
+        cluster.stop_workers()
+        ctx.db.purge(queue_name_for(task_type))
+    ctx.record(
+        "memory",
+        f"worker peak RSS, {backlog:,} backlog",
+        ctx.sampler.peak_mb("worker0"),
+        "MB",
+        target="<= 150 MB",
+        check=value_at_most(150),
+        extra={"delivered": delivered},
+    )
+
+
+# -- 8. retry path -----------------------------------------------------------------------------
+
+
+def scenario_retry(ctx: Context) -> None:
+    cluster = ctx.need_cluster("retry path")
+    if cluster is None:
+        return
+    count = ctx.sizes.retry_messages
+    try:
+        ctx.progress.step(f"retry: {count:,} calls, none failing")
+        ctx.counting.reset()
+        clean_rate = burn_down(
+            ctx, cluster, "bench-retry-0", count, replicas=1, url=ctx.counting.url
+        )
+        ctx.progress.step(f"retry: {count:,} calls, 20% fail once with 500")
+        ctx.counting.reset(fail_pct=20)
+        rate = burn_down(
+            ctx,
+            cluster,
+            "bench-retry-20",
+            count,
+            replicas=1,
+            url=ctx.counting.url,
+            retry_delay_ms=100,
+        )
+        stats = ctx.counting.stats()
+        succeeded = ctx.db.status_counts("bench-retry-20").get("success", 0)
+    finally:
+        ctx.counting.reset()
+    ctx.record(
+        "retry path",
+        "20% fail once with 500",
+        rate,
+        "calls/s",
+        baseline=clean_rate,
+        baseline_name="same, no failures",
+        note=f"{stats.failures} failed once, {succeeded}/{count} succeeded",
+        extra={"failures": stats.failures, "succeeded": succeeded},
+    )
+
+
+SCENARIOS: dict[str, Callable[[Context], None]] = {
+    "submission": scenario_submission,
+    "fast": scenario_fast,
+    "slow": scenario_slow,
+    "latency": scenario_latency,
+    "rate": scenario_rate,
+    "fairness": scenario_fairness,
+    "memory": scenario_memory,
+    "retry": scenario_retry,
+}

@@ -1,0 +1,39 @@
+-- Statements of the benchmark suite (bench/ at the repository root).
+-- Blocks with {name} placeholders are composed with psycopg.sql.Identifier.
+
+-- name: bench_create_database
+CREATE DATABASE {name};
+
+-- name: bench_drop_database
+DROP DATABASE IF EXISTS {name} WITH (FORCE);
+
+-- name: bench_server_version
+SHOW server_version;
+
+-- name: bench_create_queue
+SELECT pgmq.create(%(queue)s);
+
+-- name: bench_drop_queue
+SELECT pgmq.drop_queue(%(queue)s);
+
+-- name: bench_purge_queue
+SELECT pgmq.purge_queue(%(queue)s);
+
+-- name: bench_send_batch
+SELECT * FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]);
+
+-- name: bench_read
+SELECT msg_id, message::text AS message FROM pgmq.read(%(queue)s, %(vt)s, %(qty)s);
+
+-- name: bench_delete
+SELECT pgmq.delete(%(queue)s, %(message_ids)s::bigint[]);
+
+-- name: bench_queue_length
+SELECT queue_length FROM pgmq.metrics(%(queue)s);
+
+-- name: bench_status_counts
+-- How many messages of a task type have reached each status.
+SELECT status, count(*) AS n
+FROM taskq.task_status
+WHERE task_type = %(task_type)s
+GROUP BY status;
