@@ -37,7 +37,11 @@ def docker_postgres() -> Iterator[str]:
     import docker  # type: ignore[import-untyped]
     from testcontainers.postgres import PostgresContainer
 
-    docker.from_env(timeout=2).ping()
+    client = docker.from_env(timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
     with PostgresContainer("postgres:16-alpine", driver=None) as container:
         yield container.get_connection_url()
 
@@ -53,7 +57,7 @@ def server_dsn() -> Iterator[str]:
         with docker_postgres() as dsn:
             yield dsn
             return
-    except Exception:  # noqa: BLE001 - any failure to reach Docker means "use the next option"
+    except Exception:
         pass
     from taskq_core.localpg import LocalPostgres
 

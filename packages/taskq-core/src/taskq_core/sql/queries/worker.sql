@@ -65,3 +65,6 @@ FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::b
      AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms, dlq_message_id)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
+
+-- name: listen_work
+LISTEN taskq_work;

@@ -1,0 +1,85 @@
+"""What a worker holds while it makes one call, and what came of it.
+
+These values cross the boundary between the worker's threads and the
+repository, so they live in core and carry no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taskq_core.models import QueuedCall
+from taskq_core.status import TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message read from a task type's queue.
+
+    `attempt` is the 0-based index of the attempt about to run (the status
+    row's `attempt`). `raw` is the message text as stored, forwarded unchanged
+    to the DLQ. `call` is None when the message could not be decoded.
+    """
+
+    queue_name: str
+    message_id: int
+    task_type: str
+    raw: str
+    call: QueuedCall | None
+    attempt: int
+    status: TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    delivery: Delivery
+    http_status: int
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """The call failed in a way worth repeating; the message stays hidden for `delay` seconds."""
+
+    delivery: Delivery
+    error: str
+    http_status: int | None
+    duration_ms: float
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Permanent failure or attempts exhausted: the message moves to the DLQ."""
+
+    delivery: Delivery
+    error: str
+    http_status: int | None
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """The status was already final (a duplicate after a crash): only the message goes."""
+
+    delivery: Delivery
+
+
+Outcome = Succeeded | RetryLater | Failed | Dropped
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTypeRoute:
+    """Where a task type's messages wait and how fast they may go (None: unlimited)."""
+
+    task_type: str
+    queue_name: str
+    max_rps: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """Tokens granted from a type's shared bucket; when none, how long until one exists."""
+
+    granted: int
+    wait_seconds: float

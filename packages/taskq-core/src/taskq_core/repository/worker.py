@@ -1,0 +1,223 @@
+"""The worker's database access (synchronous psycopg): routes, tokens, reads, and outcomes.
+
+Every outcome of a batch is written in one transaction, so a message is never
+`failed` without being in the DLQ, nor in both queues. Status updates are
+compare-and-set on (status = pending, message_id) so a late duplicate can never
+move a message backwards.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+import psycopg
+from psycopg.rows import TupleRow, class_row, scalar_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from taskq_core.deliveries import (
+    Delivery,
+    Dropped,
+    Failed,
+    Outcome,
+    RetryLater,
+    Succeeded,
+    TaskTypeRoute,
+    TokenGrant,
+)
+from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.models import QueuedCall
+from taskq_core.queries import QUERIES
+from taskq_core.status import TaskStatus
+
+Connection = psycopg.Connection[TupleRow]
+_decode_call = msgspec.json.Decoder(QueuedCall).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class WorkerRepository:
+    """All SQL a worker runs, over a psycopg connection pool."""
+
+    def __init__(self, pool: ConnectionPool, *, dlq_queue_name: str) -> None:
+        self._pool = pool
+        self._dlq = dlq_queue_name
+
+    def ping(self) -> None:
+        with self._connection() as conn:
+            conn.execute(QUERIES["ping"])
+
+    def routes(self) -> list[TaskTypeRoute]:
+        with self._connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(TaskTypeRoute))
+            return cursor.execute(QUERIES["list_task_types"]).fetchall()
+
+    def take_tokens(self, task_type: str, requested: int) -> TokenGrant | None:
+        """Tokens from the type's shared bucket; None when the type has no limit."""
+        with self._connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(TokenGrant))
+            params = {"task_type": task_type, "requested": requested}
+            return cursor.execute(QUERIES["take_tokens"], params).fetchone()
+
+    def read(
+        self, route: TaskTypeRoute, quantity: int, visibility_timeout: float
+    ) -> list[Delivery]:
+        params = {
+            "queue": route.queue_name,
+            "vt": max(1, round(visibility_timeout)),
+            "qty": quantity,
+        }
+        with self._connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(_MessageRow))
+            rows = cursor.execute(QUERIES["read_messages"], params).fetchall()
+        return [
+            Delivery(
+                queue_name=route.queue_name,
+                message_id=row.msg_id,
+                task_type=route.task_type,
+                raw=row.message,
+                call=_decode(row.message),
+                attempt=row.attempt,
+                status=TaskStatus(row.status),
+            )
+            for row in rows
+        ]
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Make messages visible again at once (read but never started)."""
+        with self._connection() as conn, conn.transaction():
+            for queue, ids in _ids_by_queue(deliveries).items():
+                conn.execute(QUERIES["release_messages"], {"queue": queue, "message_ids": ids})
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write a batch of outcomes in one transaction."""
+        succeeded = [outcome for outcome in outcomes if isinstance(outcome, Succeeded)]
+        retrying = [outcome for outcome in outcomes if isinstance(outcome, RetryLater)]
+        failed = [outcome for outcome in outcomes if isinstance(outcome, Failed)]
+        finished = [
+            outcome.delivery
+            for outcome in outcomes
+            if isinstance(outcome, Succeeded | Dropped | Failed)
+        ]
+        with self._connection() as conn, conn.transaction():
+            if succeeded:
+                conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
+            if retrying:
+                conn.execute(QUERIES["mark_retrying"], _retry_params(retrying))
+                for queue, pairs in _delays_by_queue(retrying).items():
+                    conn.execute(
+                        QUERIES["delay_messages"],
+                        {
+                            "queue": queue,
+                            "message_ids": [message_id for message_id, _ in pairs],
+                            "delays": [delay for _, delay in pairs],
+                        },
+                    )
+            if failed:
+                dlq_ids = self._send_to_dlq(conn, failed)
+                conn.execute(QUERIES["mark_failed"], _failure_params(failed, dlq_ids))
+            for queue, ids in _ids_by_queue(finished).items():
+                conn.execute(QUERIES["delete_messages"], {"queue": queue, "message_ids": ids})
+
+    def _send_to_dlq(self, conn: Connection, failed: Sequence[Failed]) -> list[int]:
+        failed_at = datetime.now(UTC).isoformat()
+        headers = [
+            _encode(
+                {
+                    "error": outcome.error,
+                    "http_status": outcome.http_status,
+                    "attempt": outcome.delivery.attempt,
+                    "source_queue": outcome.delivery.queue_name,
+                    "failed_at": failed_at,
+                }
+            ).decode()
+            for outcome in failed
+        ]
+        params = {
+            "dlq": self._dlq,
+            "messages": [outcome.delivery.raw for outcome in failed],
+            "headers": headers,
+        }
+        cursor = conn.cursor(row_factory=scalar_row)
+        return [int(message_id) for message_id in cursor.execute(QUERIES["send_to_dlq"], params)]
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A pool connection; losing the database surfaces as DatabaseUnavailableError."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise DatabaseUnavailableError(str(error)) from error
+
+
+@dataclass(frozen=True, slots=True)
+class _MessageRow:
+    msg_id: int
+    message: str
+    attempt: int
+    status: str
+
+
+def _decode(raw: str) -> QueuedCall | None:
+    try:
+        return _decode_call(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def _ids_by_queue(deliveries: Iterable[Delivery]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = defaultdict(list)
+    for delivery in deliveries:
+        grouped[delivery.queue_name].append(delivery.message_id)
+    return grouped
+
+
+def _delays_by_queue(retrying: Iterable[RetryLater]) -> dict[str, list[tuple[int, float]]]:
+    grouped: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for outcome in retrying:
+        grouped[outcome.delivery.queue_name].append((outcome.delivery.message_id, outcome.delay))
+    return grouped
+
+
+def _keys(outcomes: Sequence[Succeeded | RetryLater | Failed]) -> dict[str, list[object]]:
+    """The status-row keys of outcomes; undecodable messages have no row and are skipped."""
+    calls = [(outcome.delivery, outcome.delivery.call) for outcome in outcomes]
+    return {
+        "task_ids": [call.task_id if call else None for _, call in calls],
+        "payload_ids": [call.payload_id if call else None for _, call in calls],
+        "message_ids": [delivery.message_id for delivery, _ in calls],
+    }
+
+
+def _success_params(outcomes: Sequence[Succeeded]) -> dict[str, object]:
+    return {
+        **_keys(outcomes),
+        "attempts": [outcome.delivery.attempt for outcome in outcomes],
+        "http_statuses": [outcome.http_status for outcome in outcomes],
+        "durations": [outcome.duration_ms for outcome in outcomes],
+    }
+
+
+def _retry_params(outcomes: Sequence[RetryLater]) -> dict[str, object]:
+    return {
+        **_keys(outcomes),
+        "attempts": [outcome.delivery.attempt + 1 for outcome in outcomes],
+        "errors": [outcome.error for outcome in outcomes],
+        "http_statuses": [outcome.http_status for outcome in outcomes],
+        "durations": [outcome.duration_ms for outcome in outcomes],
+    }
+
+
+def _failure_params(outcomes: Sequence[Failed], dlq_ids: Sequence[int]) -> dict[str, object]:
+    return {
+        **_keys(outcomes),
+        "attempts": [outcome.delivery.attempt for outcome in outcomes],
+        "errors": [outcome.error for outcome in outcomes],
+        "http_statuses": [outcome.http_status for outcome in outcomes],
+        "durations": [outcome.duration_ms for outcome in outcomes],
+        "dlq_message_ids": list(dlq_ids),
+    }

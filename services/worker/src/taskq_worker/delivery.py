@@ -1,0 +1,159 @@
+"""One HTTP call and what it means: the per-message logic, free of threads and queues.
+
+`deliver` takes a message and returns an outcome; the supervisor decides where
+the outcome goes. Tests call it directly against a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+import requests
+
+from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, RetryLater, Succeeded
+from taskq_core.retry import (
+    RETRY_AFTER_STATUS_CODES,
+    RetryPolicy,
+    is_retryable_status,
+    next_delay,
+    parse_retry_after,
+)
+from taskq_core.settings import Settings
+from taskq_core.status import TaskStatus
+
+_BODYLESS_METHODS = frozenset({"GET", "DELETE"})
+# Errors in the request itself: sending it again cannot succeed.
+_PERMANENT_REQUEST_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+)
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class CallDefaults:
+    """What applies when a batch did not say: the reference's TIMEOUT, MAX_RETRIES and backoff."""
+
+    timeout: float
+    max_retries: int
+    retry_base_delay: float
+    retry_max_delay: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallDefaults:
+        return cls(
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
+        )
+
+
+def deliver(
+    delivery: Delivery,
+    session: requests.Session,
+    defaults: CallDefaults,
+    rng: random.Random,
+) -> Outcome:
+    """Make the call `delivery` describes and classify the result."""
+    call = delivery.call
+    if delivery.status is not TaskStatus.PENDING:
+        return Dropped(delivery)
+    if call is None:
+        return Failed(delivery, "malformed message: not a taskq call", None, 0.0)
+    policy = RetryPolicy(
+        max_retries=defaults.max_retries if call.max_retries is None else call.max_retries,
+        base_delay=(
+            defaults.retry_base_delay
+            if call.retry_delay_ms is None
+            else call.retry_delay_ms / 1000.0
+        ),
+        max_delay=defaults.retry_max_delay,
+    )
+    headers = dict(call.headers)
+    headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}"
+    headers["X-Taskq-Task-Id"] = call.task_id
+    headers["X-Taskq-Attempt"] = str(delivery.attempt + 1)
+    body: bytes | None = None
+    if call.data is not None or call.method not in _BODYLESS_METHODS:
+        body = _encode(call.data)
+        headers.setdefault("Content-Type", "application/json")
+    timeout = defaults.timeout if call.timeout_ms is None else call.timeout_ms / 1000.0
+
+    started = time.perf_counter()
+    try:
+        response = session.request(
+            call.method, call.url, data=body, headers=headers, timeout=timeout
+        )
+    except _PERMANENT_REQUEST_ERRORS as error:
+        return Failed(delivery, f"invalid request: {error}", None, _elapsed_ms(started))
+    except requests.exceptions.RequestException as error:
+        return _failed_attempt(
+            delivery, policy, rng, reason=_describe(error), duration_ms=_elapsed_ms(started)
+        )
+    return _classify(delivery, policy, rng, response, _elapsed_ms(started))
+
+
+def _classify(
+    delivery: Delivery,
+    policy: RetryPolicy,
+    rng: random.Random,
+    response: requests.Response,
+    duration_ms: float,
+) -> Outcome:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Succeeded(delivery, status, duration_ms)
+    reason = f"HTTP {status}"
+    if not is_retryable_status(status):
+        return Failed(delivery, reason, status, duration_ms)
+    retry_after = None
+    if status in RETRY_AFTER_STATUS_CODES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=datetime.now(UTC))
+    return _failed_attempt(
+        delivery,
+        policy,
+        rng,
+        reason=reason,
+        http_status=status,
+        duration_ms=duration_ms,
+        retry_after=retry_after,
+    )
+
+
+def _describe(error: requests.exceptions.RequestException) -> str:
+    """A short, secret-free reason: the exception's kind, never its message (it holds the URL)."""
+    if isinstance(error, requests.exceptions.Timeout):
+        return "timeout"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return f"connection error: {type(error).__name__}"
+    return f"request error: {type(error).__name__}"
+
+
+def _failed_attempt(
+    delivery: Delivery,
+    policy: RetryPolicy,
+    rng: random.Random,
+    *,
+    reason: str,
+    duration_ms: float,
+    http_status: int | None = None,
+    retry_after: float | None = None,
+) -> Outcome:
+    """A retryable failure: retry later, or fail for good once the attempts are spent."""
+    if delivery.attempt >= policy.max_retries:
+        attempts = delivery.attempt + 1
+        error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+        return Failed(delivery, error, http_status, duration_ms)
+    delay = next_delay(delivery.attempt + 1, policy, retry_after=retry_after, rng=rng)
+    return RetryLater(delivery, reason, http_status, duration_ms, delay)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,165 @@
+"""Reads work into the dispatcher: rate tokens first, then exactly as many messages.
+
+One fetcher thread per process. For each task type it asks the dispatcher how
+many messages fit, takes that many tokens from the type's shared bucket (the
+limit holds across every replica), and reads only what it may send, so a
+rate-limited backlog is never read just to be put back (design decision 3).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from taskq_core.deliveries import TaskTypeRoute
+from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.repository.worker import WorkerRepository
+from taskq_worker.dispatcher import Dispatcher
+from taskq_worker.health import DatabaseHealth
+from taskq_worker.metrics import WorkerMetrics
+from taskq_worker.wakeups import Wakeups
+
+READ_BATCH = 100
+ROUTES_REFRESH_SECONDS = 1.0  # a changed max_rps or a new type is seen within this
+IDLE_FIRST_POLL = 0.01
+IDLE_LAST_POLL = 1.0  # NOTIFY wakes us sooner; polling only catches retries coming due
+DATABASE_RETRY_MAX = 5.0
+
+
+@dataclass(slots=True)
+class _Schedule:
+    """When a task type is next worth reading, and how long its queue has been empty."""
+
+    next_at: float = 0.0
+    idle_delay: float = 0.0
+    waiting_for_tokens: bool = False
+
+
+class Fetcher:
+    def __init__(
+        self,
+        repository: WorkerRepository,
+        dispatcher: Dispatcher,
+        *,
+        visibility_timeout: float,
+        wakeups: Wakeups,
+        health: DatabaseHealth,
+        metrics: WorkerMetrics,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._repository = repository
+        self._dispatcher = dispatcher
+        self._visibility_timeout = visibility_timeout
+        self._wakeups = wakeups
+        self._health = health
+        self._metrics = metrics
+        self._stop = stop
+        self._clock = clock
+        self._routes: list[TaskTypeRoute] = []
+        self._routes_at = -ROUTES_REFRESH_SECONDS
+        self._schedules: dict[str, _Schedule] = {}
+        self._start = 0
+
+    def run(self) -> None:
+        database_delay = 0.0
+        while not self._stop.is_set():
+            try:
+                self._refresh_routes()
+                read_any, out_of_room = self._fetch_round()
+                self._health.mark_up()
+                database_delay = 0.0
+            except DatabaseUnavailableError as error:
+                self._health.mark_down(error)
+                database_delay = min(max(database_delay * 2, 0.1), DATABASE_RETRY_MAX)
+                self._stop.wait(database_delay)
+                continue
+            if not read_any:
+                self._pause(out_of_room)
+
+    def _refresh_routes(self, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._routes_at < ROUTES_REFRESH_SECONDS:
+            return
+        self._routes = self._repository.routes()
+        self._routes_at = now
+        for route in self._routes:
+            self._schedules.setdefault(route.task_type, _Schedule())
+
+    def _fetch_round(self) -> tuple[bool, bool]:
+        """One pass over the types that are due; returns (read anything, some type lacked room)."""
+        self._apply_wakeups()
+        read_any = out_of_room = False
+        routes = self._routes
+        if not routes:
+            return False, False
+        # Start each round one type further so no type always goes first.
+        self._start = (self._start + 1) % len(routes)
+        for route in routes[self._start :] + routes[: self._start]:
+            schedule = self._schedules[route.task_type]
+            now = self._clock()
+            if schedule.next_at > now or self._stop.is_set():
+                continue
+            room = min(self._dispatcher.room_for(route.task_type), READ_BATCH)
+            if room <= 0:
+                out_of_room = True
+                continue
+            allowed = self._allowed(route, room, schedule, now)
+            if allowed == 0:
+                continue
+            deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+            if deliveries:
+                self._dispatcher.put(route.task_type, deliveries)
+                self._metrics.fetched(route.task_type, len(deliveries))
+                schedule.idle_delay = 0.0
+                read_any = True
+            else:
+                schedule.waiting_for_tokens = False
+                schedule.idle_delay = min(
+                    max(schedule.idle_delay * 2, IDLE_FIRST_POLL), IDLE_LAST_POLL
+                )
+                schedule.next_at = now + schedule.idle_delay
+        return read_any, out_of_room
+
+    def _allowed(self, route: TaskTypeRoute, wanted: int, schedule: _Schedule, now: float) -> int:
+        """How many messages of `route` may be read now under its global rate limit."""
+        if route.max_rps is None:
+            return wanted
+        grant = self._repository.take_tokens(route.task_type, wanted)
+        if grant is None:  # the limit was removed since the routes were read
+            return wanted
+        schedule.waiting_for_tokens = grant.granted == 0
+        if grant.granted == 0:
+            schedule.next_at = now + max(grant.wait_seconds, 0.001)
+            self._metrics.rate_limited(route.task_type, grant.wait_seconds)
+        return grant.granted
+
+    def _apply_wakeups(self) -> None:
+        queues, everything = self._wakeups.take()
+        if not queues and not everything:
+            return
+        known = {route.queue_name: route.task_type for route in self._routes}
+        if everything or queues - known.keys():
+            self._refresh_routes(force=True)
+            known = {route.queue_name: route.task_type for route in self._routes}
+        woken = known.values() if everything else [known[q] for q in queues if q in known]
+        for task_type in woken:
+            schedule = self._schedules[task_type]
+            schedule.idle_delay = 0.0
+            # A type waiting for its next token keeps waiting: new work does not make tokens.
+            if not schedule.waiting_for_tokens:
+                schedule.next_at = 0.0
+
+    def _pause(self, out_of_room: bool) -> None:
+        """Sleep until a type is due, new work is announced, or (when full) room frees up."""
+        now = self._clock()
+        due = min((s.next_at for s in self._schedules.values()), default=now + IDLE_LAST_POLL)
+        timeout = min(max(due - now, 0.0), IDLE_LAST_POLL)
+        if timeout <= 0 and not out_of_room:
+            return
+        if out_of_room:
+            self._dispatcher.wait_for_room(timeout or IDLE_FIRST_POLL)
+        else:
+            self._wakeups.wait(timeout)

@@ -1,0 +1,119 @@
+"""The worker's Prometheus metrics, on a registry of its own (no module-level state).
+
+Labels are bounded: task_type and outcome/status class only, never ids or URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from taskq_core.deliveries import Dropped, Failed, Outcome, RetryLater, Succeeded
+
+_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.deliveries = Counter(
+            "taskq_worker_deliveries",
+            "Calls finished, by task type and outcome (success, retry, failed, dropped).",
+            ["task_type", "outcome"],
+            registry=self.registry,
+        )
+        self.call_duration = Histogram(
+            "taskq_worker_call_duration_seconds",
+            "Duration of outbound HTTP calls, by task type and status class.",
+            ["task_type", "status_class"],
+            buckets=_CALL_BUCKETS,
+            registry=self.registry,
+        )
+        self.attempts = Histogram(
+            "taskq_worker_attempts_per_message",
+            "Attempts a message took when it finished (success or failed).",
+            ["task_type"],
+            buckets=(1, 2, 3, 4, 5, 7, 10, 20),
+            registry=self.registry,
+        )
+        self.fetched_messages = Counter(
+            "taskq_worker_fetched_messages",
+            "Messages read from the queue, by task type.",
+            ["task_type"],
+            registry=self.registry,
+        )
+        self.rate_limit_wait = Counter(
+            "taskq_worker_rate_limit_wait_seconds",
+            "Seconds a task type waited for its next rate token.",
+            ["task_type"],
+            registry=self.registry,
+        )
+        self.rate_limit_hits = Counter(
+            "taskq_worker_rate_limited",
+            "Times a task type found its rate bucket empty.",
+            ["task_type"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "taskq_worker_in_flight_calls",
+            "Calls being made right now.",
+            registry=self.registry,
+        )
+        self.buffered = Gauge(
+            "taskq_worker_buffered_messages",
+            "Messages read and waiting for a thread.",
+            registry=self.registry,
+        )
+        self.threads = Gauge(
+            "taskq_worker_threads",
+            "Executor threads (MAX_WORKERS).",
+            registry=self.registry,
+        )
+        self.database_up = Gauge(
+            "taskq_worker_database_up",
+            "1 when the worker's last database call succeeded.",
+            registry=self.registry,
+        )
+
+    def watch(
+        self,
+        *,
+        in_flight: Callable[[], float],
+        buffered: Callable[[], float],
+        database_up: Callable[[], float],
+        threads: int,
+    ) -> None:
+        """Gauges read at scrape time, so the hot path pays nothing for them."""
+        self.in_flight.set_function(in_flight)
+        self.buffered.set_function(buffered)
+        self.database_up.set_function(database_up)
+        self.threads.set(threads)
+
+    def fetched(self, task_type: str, count: int) -> None:
+        self.fetched_messages.labels(task_type).inc(count)
+
+    def rate_limited(self, task_type: str, wait_seconds: float) -> None:
+        self.rate_limit_hits.labels(task_type).inc()
+        self.rate_limit_wait.labels(task_type).inc(max(wait_seconds, 0.0))
+
+    def observe(self, outcome: Outcome) -> None:
+        task_type = outcome.delivery.task_type
+        match outcome:
+            case Succeeded():
+                self.deliveries.labels(task_type, "success").inc()
+                self._call(task_type, outcome.http_status, outcome.duration_ms)
+                self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
+            case RetryLater():
+                self.deliveries.labels(task_type, "retry").inc()
+                self._call(task_type, outcome.http_status, outcome.duration_ms)
+            case Failed():
+                self.deliveries.labels(task_type, "failed").inc()
+                self._call(task_type, outcome.http_status, outcome.duration_ms)
+                self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
+            case Dropped():
+                self.deliveries.labels(task_type, "dropped").inc()
+
+    def _call(self, task_type: str, http_status: int | None, duration_ms: float) -> None:
+        status_class = f"{http_status // 100}xx" if http_status else "error"
+        self.call_duration.labels(task_type, status_class).observe(duration_ms / 1000.0)

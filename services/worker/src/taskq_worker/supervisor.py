@@ -1,0 +1,193 @@
+"""Owns the worker's threads, pool and shutdown.
+
+Threads: one listener (LISTEN for new work), one fetcher (tokens, then reads),
+MAX_WORKERS executors (the HTTP calls), one recorder (batched outcome writes).
+On stop: reading ends, buffered-but-unstarted messages are made visible again
+at once, in-flight calls get up to the grace period, outcomes are flushed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import urllib.request
+
+import requests
+from loguru import logger
+from psycopg_pool import ConnectionPool
+from requests.adapters import HTTPAdapter
+
+from taskq_core.deliveries import Delivery, Outcome, RetryLater
+from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.repository.worker import WorkerRepository
+from taskq_core.settings import Settings
+from taskq_worker.delivery import CallDefaults, deliver
+from taskq_worker.dispatcher import Dispatcher
+from taskq_worker.fetcher import Fetcher
+from taskq_worker.health import DatabaseHealth
+from taskq_worker.listener import Listener
+from taskq_worker.metrics import WorkerMetrics
+from taskq_worker.recorder import Recorder
+from taskq_worker.wakeups import Wakeups
+
+TAKE_TIMEOUT = 0.2
+UNEXPECTED_ERROR_DELAY = 5.0
+
+
+def make_session(threads: int) -> requests.Session:
+    """One session shared by the executors, its pool sized to them.
+
+    trust_env is off because it costs about a third of each call (proxy and
+    netrc lookups per request); proxies in the environment are read once here.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(urllib.request.getproxies())
+    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max(threads, 1))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, metrics: WorkerMetrics | None = None) -> None:
+        self._settings = settings
+        self.stop_event = threading.Event()
+        self._draining = threading.Event()
+        self.metrics = metrics or WorkerMetrics()
+        self.health = DatabaseHealth()
+        self._pool = ConnectionPool(
+            settings.postgres_dsn,
+            min_size=1,
+            max_size=max(2, min(settings.db_pool_size, 4)),
+            kwargs={"connect_timeout": 5},
+            timeout=10,
+            open=False,
+            check=ConnectionPool.check_connection,
+            name="taskq-worker",
+        )
+        self.repository = WorkerRepository(self._pool, dlq_queue_name=settings.dlq_queue_name)
+        self.dispatcher = Dispatcher(
+            threads=settings.max_workers, buffer_size=settings.max_queue_buffer
+        )
+        self._wakeups = Wakeups()
+        self._recorder = Recorder(self.repository, self.health)
+        self._fetcher = Fetcher(
+            self.repository,
+            self.dispatcher,
+            visibility_timeout=settings.visibility_timeout,
+            wakeups=self._wakeups,
+            health=self.health,
+            metrics=self.metrics,
+            stop=self.stop_event,
+        )
+        self._listener = Listener(
+            settings.postgres_dsn, self._wakeups, self.health, self.stop_event
+        )
+        self._defaults = CallDefaults.from_settings(settings)
+        self._session = make_session(settings.max_workers)
+        self._executors: list[threading.Thread] = []
+        self.metrics.watch(
+            in_flight=self.dispatcher.in_flight,
+            buffered=self.dispatcher.buffered,
+            database_up=lambda: 1.0 if self.health.up else 0.0,
+            threads=settings.max_workers,
+        )
+
+    def run(self) -> int:
+        """Run until `stop_event` is set, then shut down gracefully; return the exit status."""
+        self._pool.open(wait=False)
+        fetcher = self._start("fetcher", self._fetcher.run)
+        self._start("listener", self._listener.run)
+        recorder = self._start("recorder", self._recorder.run)
+        self._executors = [
+            self._start(f"executor-{number}", self._execute)
+            for number in range(self._settings.max_workers)
+        ]
+        logger.info(
+            "worker started: {} threads, buffer {}, visibility timeout {} s",
+            self._settings.max_workers,
+            self._settings.max_queue_buffer,
+            self._settings.visibility_timeout,
+        )
+        while not self.stop_event.wait(0.5):
+            pass
+        self._shutdown(fetcher, recorder)
+        return 0
+
+    def _shutdown(self, fetcher: threading.Thread, recorder: threading.Thread) -> None:
+        deadline = time.monotonic() + self._settings.shutdown_grace_period
+        logger.info("stopping: no new reads, draining in-flight calls")
+        self._wakeups.wake_all()
+        fetcher.join(timeout=max(deadline - time.monotonic(), 0))
+        unstarted = self.dispatcher.close()
+        self._release(unstarted)
+        self._draining.set()
+        for executor in self._executors:
+            executor.join(timeout=max(deadline - time.monotonic(), 0))
+        unfinished = sum(executor.is_alive() for executor in self._executors)
+        if unfinished:
+            logger.warning(
+                "{} call(s) still running at the end of the grace period; their messages "
+                "will be delivered again after the visibility timeout",
+                unfinished,
+            )
+        self._recorder.finish(deadline + 2.0)
+        recorder.join(timeout=max(deadline + 2.0 - time.monotonic(), 0))
+        self._pool.close(timeout=2.0)
+        logger.info("worker stopped")
+
+    def _release(self, unstarted: list[Delivery]) -> None:
+        if not unstarted:
+            return
+        try:
+            self.repository.release(unstarted)
+            logger.info("returned {} unstarted message(s) to their queues", len(unstarted))
+        except DatabaseUnavailableError as error:
+            logger.warning(
+                "could not return {} unstarted message(s) ({}); they reappear after the "
+                "visibility timeout",
+                len(unstarted),
+                error,
+            )
+
+    def _execute(self) -> None:
+        rng = random.Random()
+        while True:
+            delivery = self.dispatcher.take(TAKE_TIMEOUT)
+            if delivery is None:
+                if self._draining.is_set():
+                    return
+                continue
+            try:
+                outcome = self._deliver(delivery, rng)
+            finally:
+                self.dispatcher.done(delivery.task_type)
+            self._recorder.submit(outcome)
+            self.metrics.observe(outcome)
+
+    def _deliver(self, delivery: Delivery, rng: random.Random) -> Outcome:
+        try:
+            return deliver(delivery, self._session, self._defaults, rng)
+        except Exception as error:
+            call = delivery.call
+            logger.bind(
+                task_id=call.task_id if call else None,
+                message_id=delivery.message_id,
+                task_type=delivery.task_type,
+                attempt=delivery.attempt,
+            ).exception("unexpected error while delivering")
+            return RetryLater(
+                delivery,
+                f"worker error: {type(error).__name__}",
+                None,
+                0.0,
+                UNEXPECTED_ERROR_DELAY,
+            )
+
+    @staticmethod
+    def _start(name: str, target: object) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        return thread

@@ -1,0 +1,38 @@
+"""Run a real worker Supervisor in a thread of the test process, stopped cleanly afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from taskq_core.queries import QUERIES
+from taskq_core.settings import Settings
+from taskq_worker.supervisor import Supervisor
+
+
+@contextmanager
+def running_worker(settings: Settings, **overrides: Any) -> Iterator[Supervisor]:
+    supervisor = Supervisor(dataclasses.replace(settings, **overrides))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(supervisor.run()), daemon=True)
+    thread.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop_event.set()
+        thread.join(timeout=settings.shutdown_grace_period + 10)
+        assert not thread.is_alive(), "worker did not stop"
+        assert result == [0]
+
+
+def statuses(dsn: str, task_id: str) -> list[dict[str, Any]]:
+    """The status rows of a task, as the database holds them."""
+    with psycopg.connect(dsn) as conn:
+        cursor = conn.cursor(row_factory=dict_row)
+        return cursor.execute(QUERIES["test_statuses"], {"task_id": task_id}).fetchall()
