@@ -77,9 +77,12 @@ def test_api_override_replaces_url_method_and_merges_headers(
         )
         wait_until(lambda: all_final(settings.postgres_dsn, task_id, 2))
     by_body = {r.json(): r for r in target.requests_snapshot()}
-    assert by_body[1].path == "/other" and by_body[1].method == "PATCH"
-    assert by_body[1].headers["x-a"] == "batch" and by_body[1].headers["x-b"] == "override"
-    assert by_body[2].path == "/default" and by_body[2].method == "POST"
+    assert by_body[1].path == "/other"
+    assert by_body[1].method == "PATCH"
+    assert by_body[1].headers["x-a"] == "batch"
+    assert by_body[1].headers["x-b"] == "override"
+    assert by_body[2].path == "/default"
+    assert by_body[2].method == "POST"
 
 
 def test_retry_then_success(settings: Settings, target: Target) -> None:
