@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from taskq_core.deliveries import Delivery
+from taskq_core.status import TaskStatus
+from taskq_worker.dispatcher import Dispatcher
+
+
+def delivery(task_type: str, message_id: int) -> Delivery:
+    return Delivery(f"q_{task_type}", message_id, task_type, "{}", None, 0, TaskStatus.PENDING)
+
+
+def test_room_is_shared_between_active_types() -> None:
+    dispatcher = Dispatcher(threads=4, buffer_size=10)
+    assert dispatcher.room_for("a") == 10
+    dispatcher.put("a", [delivery("a", n) for n in range(10)])
+    assert dispatcher.room_for("a") == 0
+    # A second type still gets its share although the buffer is full of the first.
+    assert dispatcher.room_for("b") == 5
+
+
+def test_take_alternates_between_types() -> None:
+    dispatcher = Dispatcher(threads=10, buffer_size=100)
+    dispatcher.put("a", [delivery("a", n) for n in range(3)])
+    dispatcher.put("b", [delivery("b", n) for n in range(3)])
+    taken = [dispatcher.take(0.01) for _ in range(4)]
+    assert sorted(d.task_type for d in taken if d) == ["a", "a", "b", "b"]
+
+
+def test_a_slow_type_cannot_hold_every_thread() -> None:
+    dispatcher = Dispatcher(threads=4, buffer_size=100)
+    dispatcher.put("slow", [delivery("slow", n) for n in range(50)])
+    running = [dispatcher.take(0.01) for _ in range(4)]
+    assert all(d is not None and d.task_type == "slow" for d in running)
+    # All four threads are busy with the slow type; a fast type arrives.
+    dispatcher.put("fast", [delivery("fast", n) for n in range(5)])
+    dispatcher.done("slow")
+    dispatcher.done("slow")
+    # With two types demanding, each may hold at most half the threads.
+    nxt = [dispatcher.take(0.01), dispatcher.take(0.01)]
+    assert [d.task_type for d in nxt if d] == ["fast", "fast"]
+
+
+def test_close_returns_unstarted_messages_and_stops_handing_out() -> None:
+    dispatcher = Dispatcher(threads=2, buffer_size=10)
+    dispatcher.put("a", [delivery("a", n) for n in range(3)])
+    started = dispatcher.take(0.01)
+    assert started is not None
+    unstarted = dispatcher.close()
+    assert sorted(d.message_id for d in unstarted) == [1, 2]
+    assert dispatcher.take(0.01) is None
+    assert dispatcher.room_for("a") == 0
