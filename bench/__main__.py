@@ -7,7 +7,9 @@ import os
 import platform
 import sys
 import tempfile
-from contextlib import ExitStack
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.cluster import API_MODULE, WORKER_MODULE, Cluster
@@ -51,6 +53,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def print_logs(workdir: Path) -> None:
+    for log in sorted(workdir.glob("*.log")):
+        tail = log.read_text(errors="replace")[-1500:]
+        if tail.strip():
+            print(f"--- {log.name} (tail)\n{tail}", file=sys.stderr)
+
+
+@contextmanager
+def scenario_database(ctx: Context, admin_dsn: str, template: str, name: str) -> Iterator[None]:
+    """A clone of the migrated template and, when installed, an API on it, for one scenario."""
+    with ExitStack() as stack:
+        ctx.dsn = stack.enter_context(
+            fresh_database(admin_dsn, f"{template}_{name}", template=template)
+        )
+        ctx.db = Database(ctx.dsn)
+        stack.callback(ctx.db.close)
+        ctx.cluster = None
+        if ctx.api_available:
+            cluster = Cluster(ctx.dsn, ctx.workdir, ctx.sampler)
+            stack.callback(cluster.stop)
+            ctx.progress.step(f"starting taskq-api (API_WORKERS={ctx.api_workers})")
+            try:
+                cluster.start_api(api_workers=ctx.api_workers)
+                ctx.cluster = cluster
+            except (RuntimeError, TimeoutError) as error:
+                ctx.progress.step(f"taskq-api did not start: {error}")
+                print_logs(ctx.workdir)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress()
@@ -63,14 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         f"taskq-api {'found' if api_available else 'NOT available'}, "
         f"taskq-worker {'found' if worker_available else 'NOT available'}"
     )
+    run_id = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="taskq-bench-")))
         results = stack.enter_context(args.results.open("a", encoding="utf-8"))
-        recorder = Recorder(results)
-        progress.step(f"creating and migrating database taskq_bench_{os.getpid()}")
-        dsn = stack.enter_context(fresh_database(admin_dsn, f"taskq_bench_{os.getpid()}"))
-        db = Database(dsn)
-        stack.callback(db.close)
+        recorder = Recorder(results, {"run": run_id, "quick": args.quick, "machine": machine})
+        template = f"taskq_bench_{run_id}"
+        progress.step(f"creating and migrating template database {template}")
+        stack.enter_context(fresh_database(admin_dsn, template))
         fast = FastTarget(workdir)
         stack.callback(fast.stop)
         counting = CountingTarget()
@@ -78,47 +110,28 @@ def main(argv: list[str] | None = None) -> int:
         progress.step(f"fast target: {fast.kind} on {fast.url}; counting target on {counting.url}")
         sampler = RssSampler()
         stack.callback(sampler.close)
-        cluster = None
-        if api_available:
-            cluster = Cluster(dsn, workdir, sampler)
-            stack.callback(cluster.stop)
-            progress.step(f"starting taskq-api (API_WORKERS={args.api_workers})")
-            try:
-                cluster.start_api(api_workers=args.api_workers)
-            except (RuntimeError, TimeoutError) as error:
-                progress.step(f"taskq-api did not start: {error}")
-                log = workdir / "api.log"
-                if log.exists():
-                    print(log.read_text()[-3000:], file=sys.stderr)
-                cluster.stop()
-                cluster = None
         ctx = Context(
             quick=args.quick,
             sizes=Sizes.for_mode(args.quick),
             progress=progress,
             recorder=recorder,
-            db=db,
-            dsn=dsn,
             workdir=workdir,
             fast=fast,
             counting=counting,
             sampler=sampler,
-            cluster=cluster,
+            api_available=api_available,
+            api_workers=args.api_workers,
             worker_available=worker_available,
         )
         for name in args.chosen:
             progress.step(f"scenario {name}")
             try:
-                SCENARIOS[name](ctx)
+                with scenario_database(ctx, admin_dsn, template, name):
+                    SCENARIOS[name](ctx)
             except Exception as error:
                 progress.step(f"scenario {name} FAILED: {type(error).__name__}: {error}")
                 ctx.record(name, "error", None, "", note=f"error: {type(error).__name__}: {error}")
-                for log in sorted(workdir.glob("*.log")):
-                    tail = log.read_text(errors="replace")[-1500:]
-                    if tail.strip():
-                        print(f"--- {log.name} (tail)\n{tail}", file=sys.stderr)
-                if cluster is not None:
-                    cluster.stop_workers()
+                print_logs(workdir)
         progress.step("done; stopping processes")
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"\n{command}\n{machine}; fast target: {fast.kind}\n")

@@ -61,8 +61,6 @@ class Cluster:
         port = free_port()
         env = base_env(self.dsn)
         env.update(HOST=LOCALHOST, PORT=str(port), API_WORKERS=str(api_workers))
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.workdir / f"prom-api-{port}")
-        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
         self.api = Managed("api", [str(BIN / "taskq-api")], env, self.workdir / "api.log")
         self.api_url = f"http://{LOCALHOST}:{port}"
         self.sampler.watch("api", self.api.pid)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
@@ -33,22 +33,26 @@ def server_version(dsn: str) -> str:
 
 
 @contextmanager
-def fresh_database(admin_dsn: str, name: str) -> Iterator[str]:
-    """Create and migrate database `name`, yield its DSN, drop it afterwards."""
+def fresh_database(admin_dsn: str, name: str, *, template: str | None = None) -> Iterator[str]:
+    """Create database `name` (migrated, or cloned from `template`), yield its DSN, drop it."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
-        conn.execute(SQL(QUERIES["bench_create_database"]).format(name=Identifier(name)))
+        if template is None:
+            conn.execute(SQL(QUERIES["bench_create_database"]).format(name=Identifier(name)))
+        else:
+            conn.execute(
+                SQL(QUERIES["bench_clone_database"]).format(
+                    name=Identifier(name), template=Identifier(template)
+                )
+            )
     dsn = make_conninfo(admin_dsn, dbname=name)
     try:
-        migrate(dsn, dlq_queue_name=DLQ)
+        if template is None:
+            migrate(dsn, dlq_queue_name=DLQ)
         yield dsn
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
-
-
-def database_of(dsn: str) -> str:
-    return str(conninfo_to_dict(dsn).get("dbname", ""))
 
 
 class Database:

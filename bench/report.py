@@ -26,9 +26,10 @@ class Measurement:
     note: str = ""
     extra: dict[str, float | int | str] = field(default_factory=dict)
 
-    def json_line(self) -> str:
-        record = asdict(self)
+    def json_line(self, run_fields: dict[str, object] | None = None) -> str:
+        record: dict[str, object] = asdict(self)
         record["time"] = time.time()
+        record.update(run_fields or {})
         return json.dumps(record, allow_nan=False, default=str)
 
 
@@ -84,12 +85,13 @@ def format_table(rows: Sequence[Measurement]) -> str:
 class Recorder:
     """Collects measurements and appends each as one JSON line to the results file."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], run_fields: dict[str, object] | None = None) -> None:
         self._stream = stream
+        self._run_fields = run_fields or {}
         self.rows: list[Measurement] = []
 
     def add(self, measurement: Measurement) -> Measurement:
         self.rows.append(measurement)
-        self._stream.write(measurement.json_line() + "\n")
+        self._stream.write(measurement.json_line(self._run_fields) + "\n")
         self._stream.flush()
         return measurement

@@ -92,15 +92,18 @@ class Context:
     sizes: Sizes
     progress: Progress
     recorder: Recorder
-    db: Database
-    dsn: str
     workdir: Path
     fast: FastTarget
     counting: CountingTarget
     sampler: RssSampler
-    cluster: Cluster | None
+    api_available: bool
+    api_workers: int
     worker_available: bool
     cache: dict[str, float] = field(default_factory=dict)
+    # Set per scenario: its own database (a clone of the migrated template) and API.
+    dsn: str = ""
+    db: Database = field(init=False)
+    cluster: Cluster | None = None
 
     def record(
         self,
