@@ -11,3 +11,6 @@ ORDER BY payload_id;
 -- name: test_queue_messages
 SELECT msg_id, read_ct, message::text AS message
 FROM pgmq.read(%(queue)s, 0, 10000);
+
+-- name: test_queue_depth
+SELECT queue_length, queue_visible_length FROM pgmq.metrics(%(queue)s);
