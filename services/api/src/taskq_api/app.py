@@ -20,6 +20,7 @@ from taskq_api.controllers.task_types import TaskTypesController
 from taskq_api.controllers.tasks import TasksController
 from taskq_api.dependencies import Limits
 from taskq_api.errors import EXCEPTION_HANDLERS
+from taskq_core.logs import configure_logging
 from taskq_core.repository.api import ApiRepository, create_pool
 from taskq_core.settings import Settings
 
@@ -40,7 +41,11 @@ def openapi_config() -> OpenAPIConfig:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     """The API application; reads the environment only when no settings are given."""
-    settings = settings or Settings.from_env()
+    if settings is None:
+        # Started by granian's factory loader in a worker process: the environment
+        # is the only source, and this process's logging is set up here.
+        settings = Settings.from_env()
+        configure_logging(settings)
     pool = create_pool(settings)
     repository = ApiRepository(
         pool,

@@ -112,7 +112,8 @@ def first_problem(extra: object, fallback: str) -> tuple[str | None, str]:
         if missing := _MISSING_FIELD.search(message):
             field = f"{field}.{missing.group(1)}" if field else missing.group(1)
             message = "is required"
-        return field or None, message
+        # msgspec writes a dict value's location as `[...]`: the dict is the field.
+        return field.replace("[...]", "") or None, message
     return None, fallback
 
 

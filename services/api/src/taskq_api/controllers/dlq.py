@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from litestar import Controller, post
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
+from taskq_api.dependencies import Repository
 from taskq_core.errors import InvalidFieldError
 from taskq_core.models import DlqReprocess, DlqReprocessed
-from taskq_core.repository.api import ApiRepository
 
 
 class DlqController(Controller):
@@ -24,7 +25,9 @@ class DlqController(Controller):
         ),
         status_code=HTTP_200_OK,
     )
-    async def reprocess(self, data: DlqReprocess, repository: ApiRepository) -> DlqReprocessed:
+    async def reprocess(
+        self, data: JSONBody[DlqReprocess], repository: Repository
+    ) -> DlqReprocessed:
         if data.task_type is None and data.task_id is None:
             raise InvalidFieldError("task_type", "give task_type or task_id (or both)")
         return await repository.reprocess_dlq(task_type=data.task_type, task_id=data.task_id)

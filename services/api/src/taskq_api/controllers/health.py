@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, get
 
-from taskq_core.repository.api import ApiRepository
+from taskq_api.dependencies import Repository
 
 
 class HealthStatus(msgspec.Struct, frozen=True):
@@ -26,6 +26,6 @@ class HealthController(Controller):
         summary="Readiness probe",
         description="503 with a JSON error body when the database does not answer within 1 s.",
     )
-    async def ready(self, repository: ApiRepository) -> HealthStatus:
+    async def ready(self, repository: Repository) -> HealthStatus:
         await repository.ping()
         return HealthStatus(status="ok")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
+from taskq_api.dependencies import Repository
 from taskq_core.models import TaskTypeConfigure, TaskTypeView
-from taskq_core.repository.api import ApiRepository
 
 
 class TaskTypesController(Controller):
@@ -22,7 +23,9 @@ class TaskTypesController(Controller):
         ),
         status_code=HTTP_200_OK,
     )
-    async def configure(self, data: TaskTypeConfigure, repository: ApiRepository) -> TaskTypeView:
+    async def configure(
+        self, data: JSONBody[TaskTypeConfigure], repository: Repository
+    ) -> TaskTypeView:
         return await repository.configure_task_type(data.task_type, data.max_rps)
 
     @get(
@@ -31,5 +34,5 @@ class TaskTypesController(Controller):
         summary="A task type's configuration",
         description="404 when the type was never submitted nor configured.",
     )
-    async def read(self, task_type: str, repository: ApiRepository) -> TaskTypeView:
+    async def read(self, task_type: FromPath[str], repository: Repository) -> TaskTypeView:
         return await repository.get_task_type(task_type)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from litestar import Controller, get, post
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 from loguru import logger
 
-from taskq_api.dependencies import Limits
+from taskq_api.dependencies import Repository, RequestLimits
 from taskq_core.models import TaskCreated, TaskStatusView, TaskSubmit
-from taskq_core.repository.api import ApiRepository
 from taskq_core.submission import build_calls
 
 
@@ -28,7 +28,7 @@ class TasksController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def submit(
-        self, data: TaskSubmit, repository: ApiRepository, limits: Limits
+        self, data: JSONBody[TaskSubmit], repository: Repository, limits: RequestLimits
     ) -> TaskCreated:
         task_id = uuid4()
         calls = build_calls(data, task_id, max_payloads=limits.max_payloads)
@@ -50,5 +50,5 @@ class TasksController(Controller):
         summary="Status of every message of a task",
         description="Statuses ordered by payload_id; 404 for an unknown task id.",
     )
-    async def status(self, task_id: UUID, repository: ApiRepository) -> TaskStatusView:
+    async def status(self, task_id: FromPath[UUID], repository: Repository) -> TaskStatusView:
         return await repository.task_status(task_id)
