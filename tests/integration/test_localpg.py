@@ -90,6 +90,30 @@ def test_starts_migrates_reuses_and_stops(project: Path) -> None:
         assert project.stat().st_uid == 0  # nothing above the data folder changed hands
 
 
+def test_the_last_block_to_leave_stops_it_and_a_hand_started_server_is_left_running(
+    project: Path,
+) -> None:
+    folder = project / "pg"
+    first = LocalPostgres.in_directory(folder)
+    second = LocalPostgres.in_directory(folder)
+    server = first.__enter__()
+    second.__enter__()  # a second test run in the same checkout joins
+    first.__exit__(None, None, None)  # the run that started it finishes first
+    assert LocalPostgres(folder).running_port() == server.port
+    second.__exit__(None, None, None)
+    assert LocalPostgres(folder).running_port() is None
+
+    by_hand = LocalPostgres(folder)
+    assert by_hand.start()
+    try:
+        with LocalPostgres.in_directory(folder) as joined:
+            assert joined.dsn == by_hand.dsn
+        assert by_hand.running_port() == by_hand.port
+    finally:
+        by_hand.stop()
+    assert by_hand.running_port() is None
+
+
 def test_moves_to_a_free_port_when_its_port_is_taken(project: Path) -> None:
     first = LocalPostgres(project / "one")
     second = LocalPostgres(project / "two")

@@ -10,6 +10,8 @@ so a broken service is never left half running.
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import os
 import signal
 import subprocess
@@ -27,14 +29,15 @@ from types import FrameType
 from loguru import logger
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from taskq_core.errors import MigrationError, SettingsError
-from taskq_core.localpg import DEFAULT_FOLDER, LocalPostgres, LocalPostgresError
+from taskq_core.errors import MigrationError, SettingsError, TaskqError
+from taskq_core.localpg import DEFAULT_FOLDER, LocalPostgres, LocalPostgresError, port_is_free
 from taskq_core.logs import configure_logging
 from taskq_core.migrate import run as run_migration
 from taskq_core.settings import Settings
 
 SERVICES = ("taskq-api", "taskq-worker")
 POLL_INTERVAL = 0.2
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,15 @@ class Supervisor:
         processes: list[tuple[Child, subprocess.Popen[bytes]]] = []
         for child in self.children:
             try:
-                process = subprocess.Popen(child.argv, env=self.environ)  # noqa: S603 - our own scripts
+                process = subprocess.Popen(  # noqa: S603 - our own scripts
+                    child.argv,
+                    env=self.environ,
+                    # Its own process group: a terminal's Ctrl-C reaches only this
+                    # supervisor, which then sends each child exactly one SIGTERM (a
+                    # second signal means "exit now" to the worker).
+                    process_group=0,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                )
             except OSError as error:
                 logger.error("cannot start {}: {}", child.name, error)
                 self._stop_all(processes)
@@ -144,6 +155,19 @@ class Supervisor:
                 signal.signal(sig, handler)
 
 
+class PortInUseError(TaskqError):
+    """A port a service must listen on is taken."""
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: SIGTERM it if the supervisor dies, even by SIGKILL (Linux only).
+
+    Without it a killed `make run` would leave the API holding its port.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def api_is_live(port: int) -> Callable[[], bool]:
     """A check that the API on 127.0.0.1:`port` answers its liveness probe."""
     url = f"http://127.0.0.1:{port}/health/live"
@@ -182,14 +206,16 @@ def announcement(settings: Settings, *, local_folder: Path | None) -> str:
 def run(environ: Mapping[str, str], children: Sequence[Child]) -> int:
     """Everything `make run` does; returns the exit status."""
     env = dict(environ)
+    settings = Settings.from_env(env)  # a bad setting stops us before anything starts
+    configure_logging(settings)
+    check_ports_free(settings)
     with ExitStack() as stack:
         local_folder: Path | None = None
         if not env.get("POSTGRES_DSN", "").strip():
             local_folder = DEFAULT_FOLDER
             server = stack.enter_context(LocalPostgres.in_directory(local_folder))
             env["POSTGRES_DSN"] = server.dsn
-        settings = Settings.from_env(env)
-        configure_logging(settings)
+            settings = dataclasses.replace(settings, postgres_dsn=server.dsn)
         run_migration(settings)
         supervisor = Supervisor(
             children,
@@ -199,6 +225,20 @@ def run(environ: Mapping[str, str], children: Sequence[Child]) -> int:
             announce=lambda: print(announcement(settings, local_folder=local_folder), flush=True),
         )
         return supervisor.run()
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Fail with one clear line when the API's or the worker's port is taken.
+
+    Checked up front: otherwise the readiness probe could be answered by whatever
+    holds the port, and `make run` would announce an API that is not its own.
+    """
+    for variable, port in (("PORT", settings.port), ("METRICS_PORT", settings.metrics_port)):
+        if not port_is_free(settings.host, port):
+            raise PortInUseError(
+                f"{variable}={port} is already in use on {settings.host}; stop what "
+                f"listens there or choose another port, e.g. {variable}={port + 1} make run"
+            )
 
 
 def main() -> None:
@@ -211,7 +251,7 @@ def main() -> None:
     except SettingsError as error:
         print(f"taskq: configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
-    except (LocalPostgresError, MigrationError) as error:
+    except (LocalPostgresError, MigrationError, PortInUseError) as error:
         print(f"taskq: {error}", file=sys.stderr)
         raise SystemExit(1) from error
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,38 +100,37 @@ class LocalPostgres:
             raise LocalPostgresError(f"the local PostgreSQL in {self.folder} is not running")
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
 
+    @property
+    def _leases(self) -> Path:
+        """One file per `in_directory` user; present only while such users run the server."""
+        return self.folder / "leases"
+
     @classmethod
     @contextmanager
     def in_directory(cls, folder: Path | str) -> Iterator[LocalPostgres]:
-        """Run the server for the `with` block; stop it after only if this call started it."""
+        """Run the server for the `with` block, shared with other blocks on the same folder.
+
+        The last block to leave stops it, whichever started it (two test runs in
+        one checkout overlap); a server started by hand (`taskq-localpg start`)
+        is reused and left running.
+        """
         server = cls(folder)
-        started = server.start()
+        lease = server._acquire()
         try:
             yield server
         finally:
-            if started:
-                server.stop()
+            if lease is not None:
+                server._release(lease)
 
     def start(self) -> bool:
-        """Start the server unless it already runs; True when this call started it."""
-        run_as = _run_as()
-        self._prepare_folder(run_as)
-        with _folder_lock(self.folder):
-            running = self.running_port(run_as)
-            if running is not None:
-                self.port = running
-                started = False
-            else:
-                if not (self.data / "PG_VERSION").exists():
-                    self._initdb(run_as)
-                self.port = self._choose_port()
-                self._pg_ctl(
-                    run_as,
-                    ["start", "-w", "-t", str(START_TIMEOUT), "-l", str(self.log_file)],
-                    "-o",
-                    f"-h 127.0.0.1 -p {self.port} -k ''",
-                )
-                started = True
+        """Start the server unless it already runs; True when this call started it.
+
+        A server started this way belongs to whoever started it: no `with` block stops it.
+        """
+        with self._locked() as run_as:
+            started = self._start_locked(run_as)
+            if started:
+                shutil.rmtree(self._leases, ignore_errors=True)
         self._ensure_database()
         return started
 
@@ -138,10 +138,58 @@ class LocalPostgres:
         """Stop the server (fast: open sessions are closed); nothing to do when it is down."""
         if not self.folder.exists():
             return
+        with self._locked() as run_as:
+            self._stop_locked(run_as)
+
+    def _acquire(self) -> Path | None:
+        """Start or join the server; the lease to give back, or None for a hand-started server."""
+        with self._locked() as run_as:
+            if self._start_locked(run_as):
+                shutil.rmtree(self._leases, ignore_errors=True)  # leftovers of a crashed run
+                self._leases.mkdir()
+            lease = None
+            if self._leases.is_dir():
+                lease = self._leases / f"{os.getpid()}-{uuid.uuid4().hex}"
+                lease.touch()
+        self._ensure_database()
+        return lease
+
+    def _release(self, lease: Path) -> None:
+        """Give the lease back; stop the server when no live process holds one any more."""
+        with self._locked() as run_as:
+            lease.unlink(missing_ok=True)
+            holders = list(self._leases.iterdir()) if self._leases.is_dir() else []
+            if self._leases.is_dir() and not any(_holder_alive(path) for path in holders):
+                self._stop_locked(run_as)
+
+    @contextmanager
+    def _locked(self) -> Iterator[RunAs | None]:
+        """The folder ready and locked against other processes; yields who runs the server."""
         run_as = _run_as()
+        self._prepare_folder(run_as)
         with _folder_lock(self.folder):
-            if self.running_port(run_as) is not None:
-                self._pg_ctl(run_as, ["stop", "-w", "-m", "fast"])
+            yield run_as
+
+    def _start_locked(self, run_as: RunAs | None) -> bool:
+        running = self.running_port(run_as)
+        if running is not None:
+            self.port = running
+            return False
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb(run_as)
+        self.port = self._choose_port()
+        self._pg_ctl(
+            run_as,
+            ["start", "-w", "-t", str(START_TIMEOUT), "-l", str(self.log_file)],
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k ''",
+        )
+        return True
+
+    def _stop_locked(self, run_as: RunAs | None) -> None:
+        if self.running_port(run_as) is not None:
+            self._pg_ctl(run_as, ["stop", "-w", "-m", "fast"])
+        shutil.rmtree(self._leases, ignore_errors=True)
         self.port = None
 
     def running_port(self, run_as: RunAs | None = None) -> int | None:
@@ -197,7 +245,7 @@ class LocalPostgres:
         """The port used last time (a stable DSN), else the preferred one, else any free one."""
         remembered = _read_int(self._port_file)
         for candidate in (remembered, self.preferred_port):
-            if candidate and _port_is_free(candidate):
+            if candidate and port_is_free("127.0.0.1", candidate):
                 port = candidate
                 break
         else:
@@ -330,6 +378,20 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _holder_alive(lease: Path) -> bool:
+    """Whether the process named in a lease file (`PID-random`) still runs."""
+    pid = lease.name.partition("-")[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
 def _port_from_pid_file(pid_file: Path) -> int | None:
     """postmaster.pid's fourth line is the port the running server listens on."""
     try:
@@ -349,12 +411,13 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As PostgreSQL binds: SO_REUSEADDR, so TIME_WAIT leftovers do not count as taken.
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (SO_REUSEADDR, as servers bind)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True
