@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from taskq_core.deliveries import Delivery, Outcome, RetryLater
 from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.worker import WorkerRepository
 from taskq_core.settings import Settings
 from taskq_worker.delivery import CallDefaults, deliver
@@ -28,6 +29,7 @@ from taskq_worker.fetcher import Fetcher
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.listener import Listener
 from taskq_worker.metrics import WorkerMetrics
+from taskq_worker.queue_metrics import QueueStateCollector
 from taskq_worker.recorder import Recorder
 from taskq_worker.wakeups import Wakeups
 
@@ -88,6 +90,11 @@ class Supervisor:
         self._defaults = CallDefaults.from_settings(settings)
         self._session = make_session(settings.max_workers)
         self._executors: list[threading.Thread] = []
+        self._queue_state = QueueStateCollector(
+            QueueStatsReader(settings.postgres_dsn, dlq_queue_name=settings.dlq_queue_name),
+            self.stop_event,
+        )
+        self._queue_state.register(self.metrics.registry)
         self.metrics.watch(
             in_flight=self.dispatcher.in_flight,
             buffered=self.dispatcher.buffered,
@@ -100,6 +107,7 @@ class Supervisor:
         self._pool.open(wait=False)
         fetcher = self._start("fetcher", self._fetcher.run)
         self._start("listener", self._listener.run)
+        self._start("queue-state", self._queue_state.run)
         recorder = self._start("recorder", self._recorder.run)
         self._executors = [
             self._start(f"executor-{number}", self._execute)

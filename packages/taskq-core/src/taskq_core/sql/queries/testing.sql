@@ -14,3 +14,16 @@ FROM pgmq.read(%(queue)s, 0, 10000);
 
 -- name: test_queue_depth
 SELECT queue_length, queue_visible_length FROM pgmq.metrics(%(queue)s);
+
+-- name: test_schema_objects
+SELECT c.relname AS name
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = 'taskq' AND c.relkind IN ('r', 'i')
+UNION ALL
+SELECT p.proname
+FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+WHERE n.nspname = 'taskq'
+ORDER BY 1;
+
+-- name: test_applied_migrations
+SELECT version FROM taskq.schema_migrations ORDER BY version;

@@ -1,0 +1,82 @@
+"""Queue state for metrics and autoscaling: depth, age and retries per task type, DLQ depth.
+
+Read by one replica at a time (the holder of a session advisory lock), so many
+workers do not all scan the queues every few seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import TupleRow, class_row
+
+from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.queries import QUERIES
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    task_type: str
+    queue_length: int
+    queue_visible_length: int
+    oldest_age_seconds: int
+    retrying: int
+
+
+@dataclass(frozen=True, slots=True)
+class DlqStats:
+    queue_length: int
+    oldest_age_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    queues: list[QueueStats]
+    dlq: DlqStats
+
+
+class QueueStatsReader:
+    """Holds one connection (and with it the exporter lock) while this replica exports."""
+
+    def __init__(self, dsn: str, *, dlq_queue_name: str) -> None:
+        self._dsn = dsn
+        self._dlq = dlq_queue_name
+        self._conn: psycopg.Connection[TupleRow] | None = None
+        self._exporter = False
+
+    def snapshot(self) -> QueueSnapshot | None:
+        """The queue state, or None when another replica is the exporter."""
+        try:
+            conn = self._connection()
+            if not self._exporter:
+                # Session locks stack, so take it once and keep it with the connection.
+                acquired = conn.execute(QUERIES["queue_stats_lock"]).fetchone()
+                self._exporter = bool(acquired and acquired[0])
+            if not self._exporter:
+                return None
+            queues = (
+                conn.cursor(row_factory=class_row(QueueStats))
+                .execute(QUERIES["queue_stats"])
+                .fetchall()
+            )
+            dlq = (
+                conn.cursor(row_factory=class_row(DlqStats))
+                .execute(QUERIES["dlq_stats"], {"dlq": self._dlq})
+                .fetchone()
+            )
+        except psycopg.OperationalError as error:
+            self.close()
+            raise DatabaseUnavailableError(str(error)) from error
+        return QueueSnapshot(queues, dlq or DlqStats(0, 0))
+
+    def close(self) -> None:
+        self._exporter = False
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection[TupleRow]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+        return self._conn
