@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 import uuid
 from typing import Any
@@ -48,6 +50,29 @@ def bare_requests_loop(url: str, count: int) -> float:
         return count / (time.perf_counter() - started)
     finally:
         client.close()
+
+
+def threaded_requests_loop(url: str, threads: int, count: int, timeout: float = 120) -> float:
+    """Calls/s of `threads` threads sharing one `requests.Session` (pool sized to the threads)."""
+    client = requests.Session()
+    client.trust_env = False
+    client.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=threads))
+    counter = itertools.count()
+    deadline = time.monotonic() + timeout
+
+    def run() -> None:
+        while time.monotonic() < deadline and next(counter) < count:
+            client.post(url, json={"n": 0}, timeout=10)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout + 5)
+    seconds = time.perf_counter() - started
+    client.close()
+    return count / seconds
 
 
 def raw_send_batch(db: Database, messages: list[dict[str, Any]], batch: int) -> float:

@@ -150,6 +150,7 @@ class TargetStats:
 
     count: int
     failures: int
+    peak_in_flight: int
     arrivals: list[float]
     latencies: list[float]
 
@@ -179,6 +180,7 @@ class CountingTarget:
         return TargetStats(
             count=int(data["count"]),
             failures=int(data["failures"]),
+            peak_in_flight=int(data["peak_in_flight"]),
             arrivals=[float(x) for x in data["arrivals"]],
             latencies=[float(x) for x in data["latencies"]],
         )

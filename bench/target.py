@@ -41,6 +41,8 @@ class TargetState:
     latencies: list[float] = field(default_factory=list)
     failed_keys: set[str] = field(default_factory=set)
     failures: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def reset(self, delay_ms: float, fail_pct: int) -> None:
         self.delay = delay_ms / 1000
@@ -49,6 +51,7 @@ class TargetState:
         self.latencies = []
         self.failed_keys = set()
         self.failures = 0
+        self.peak_in_flight = self.in_flight
 
     def should_fail(self, key: str) -> bool:
         """Fail the first attempt of `fail_pct` percent of idempotency keys, chosen by hash."""
@@ -64,6 +67,7 @@ class TargetState:
         return {
             "count": len(self.arrivals),
             "failures": self.failures,
+            "peak_in_flight": self.peak_in_flight,
             "arrivals": self.arrivals,
             "latencies": self.latencies,
         }
@@ -116,7 +120,12 @@ async def _answer(
     if sent_at is not None:
         state.latencies.append(now - sent_at)
     if state.delay:
-        await asyncio.sleep(state.delay)
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            await asyncio.sleep(state.delay)
+        finally:
+            state.in_flight -= 1
     return _FAIL if state.should_fail(headers.get("idempotency-key", "")) else _OK
 
 
