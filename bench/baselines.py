@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -64,15 +65,20 @@ def threaded_requests_loop(url: str, threads: int, count: int, timeout: float = 
         while time.monotonic() < deadline and next(counter) < count:
             client.post(url, json={"n": 0}, timeout=10)
 
-    workers = [threading.Thread(target=run) for _ in range(threads)]
+    seconds = run_in_threads(run, threads, timeout)
+    client.close()
+    return count / seconds
+
+
+def run_in_threads(work: Callable[[], None], threads: int, timeout: float) -> float:
+    """Run `work` in `threads` threads at once; seconds until all returned (bounded)."""
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
     started = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout + 5)
-    seconds = time.perf_counter() - started
-    client.close()
-    return count / seconds
+    return time.perf_counter() - started
 
 
 def raw_send_batch(db: Database, messages: list[dict[str, Any]], batch: int) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -233,13 +232,7 @@ def submit_concurrently(
         finally:
             client.close()
 
-    threads = [threading.Thread(target=run) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout + 5)
-    seconds = time.perf_counter() - started
+    seconds = baselines.run_in_threads(run, clients, timeout)
     if errors:
         raise errors[0]
     return seconds
