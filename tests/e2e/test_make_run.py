@@ -24,7 +24,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from taskq_core.devrun import announcement
 from taskq_core.localpg import LocalPostgres, port_is_free
+from taskq_core.settings import Settings
 from tests.support.target import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -274,3 +276,13 @@ def test_make_run_refuses_a_port_in_use_with_one_clear_line(
 
         assert devrun.wait(timeout=30) == 1
     assert f"PORT={port} is already in use" in output.read_text()
+
+
+def test_the_announcement_says_where_things_are_without_the_database_password() -> None:
+    settings = Settings(postgres_dsn="postgresql://taskq:s3cret@db.internal:5432/taskq", port=8081)
+
+    line = announcement(settings, local_folder=None)
+
+    assert "s3cret" not in line
+    assert "db.internal" in line
+    assert "http://127.0.0.1:8081/schema/swagger" in line
