@@ -7,6 +7,7 @@ Context (task_id, message_id, task_type, attempt, ...) travels in loguru's
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 import msgspec
@@ -25,7 +26,7 @@ _TEXT_FORMAT = (
 )
 
 
-def _json_sink(stream: TextIO) -> object:
+def _json_sink(stream: TextIO) -> Callable[[Message], None]:
     encoder = msgspec.json.Encoder()
 
     def write(message: Message) -> None:
@@ -55,6 +56,6 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     logger.remove()
     level = settings.log_level_name
     if use_json:
-        logger.add(_json_sink(target), level=level, format="{message}")  # type: ignore[arg-type]
+        logger.add(_json_sink(target), level=level, format="{message}")
     else:
         logger.add(target, level=level, format=_TEXT_FORMAT, colorize=target.isatty())

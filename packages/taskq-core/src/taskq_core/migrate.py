@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import LiteralString, cast
 
 import psycopg
 from loguru import logger
@@ -67,7 +66,7 @@ def _install_pgmq(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         else:
             logger.info("installing PGMQ from the SQL bundled in the pgmq package")
             # The script ships inside the pgmq wheel: as trusted as a literal.
-            conn.execute(cast(LiteralString, get_embedded_install_sql()))
+            conn.execute(get_embedded_install_sql())
 
 
 def _apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migration]:
@@ -78,7 +77,7 @@ def _apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migr
         if migration.version in done:
             continue
         with conn.transaction():
-            conn.execute(cast(LiteralString, migration.sql))
+            conn.execute(migration.sql)
             conn.execute(
                 QUERIES["record_migration"],
                 {"version": migration.version, "name": migration.name},

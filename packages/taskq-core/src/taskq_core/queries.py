@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from importlib.resources import files
-from typing import LiteralString, cast
 
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -26,7 +25,7 @@ def parse_named_blocks(text: str) -> dict[str, str]:
     return blocks
 
 
-def _load() -> dict[str, LiteralString]:
+def _load() -> dict[str, str]:
     blocks: dict[str, str] = {}
     folder = files("taskq_core").joinpath("sql", "queries")
     for entry in sorted(folder.iterdir(), key=lambda item: item.name):
@@ -36,7 +35,7 @@ def _load() -> dict[str, LiteralString]:
                     raise ValueError(f"query {name!r} is defined in two files")
                 blocks[name] = statement
     # The files ship inside the package, so their text is as trusted as a literal.
-    return cast(dict[str, LiteralString], blocks)
+    return blocks
 
 
 QUERIES = _load()

@@ -37,7 +37,8 @@ class Settings:
     timeout: float = 5.0
     log_level: str = "info"
     # Beyond the reference:
-    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces, as the reference does
+    # A service listens on all interfaces, as the reference does.
+    host: str = "0.0.0.0"  # noqa: S104
     log_format: str = "auto"
     api_workers: int = 1
     metrics_port: int = 9090
@@ -48,7 +49,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `environ` (default `os.environ`); raise SettingsError on a bad value."""
+        """Settings from `environ` (default `os.environ`); SettingsError names a bad variable."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
@@ -165,5 +166,6 @@ def load_settings_or_exit() -> Settings:
 
 
 def _exit_with(line: str) -> NoReturn:
-    print(line, file=sys.stderr)  # noqa: T201 - logging is not configured before settings exist
+    # Logging is not configured before settings exist.
+    print(line, file=sys.stderr)
     raise SystemExit(2)
