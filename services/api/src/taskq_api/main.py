@@ -33,6 +33,9 @@ def main() -> None:
         factory=True,
         log_level=granian_log_level(settings),
         log_access=False,
+        # Bounds shutdown: a worker still inside a request (or still starting
+        # when SIGTERM arrives) is killed after the grace period, never waited on forever.
+        workers_kill_timeout=max(1, round(settings.shutdown_grace_period)),
     )
     logger.info(
         "taskq-api listening on {}:{} with {} worker(s)",
