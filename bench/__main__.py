@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from loguru import logger
+
 from bench.cluster import API_MODULE, WORKER_MODULE, Cluster
 from bench.db import Database, fresh_database, server_dsn, server_version
 from bench.procs import CountingTarget, FastTarget, RssSampler, service_available
@@ -85,6 +87,8 @@ def scenario_database(ctx: Context, admin_dsn: str, template: str, name: str) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logger.remove()  # the migrate step logs at INFO; the progress lines are enough here
+    logger.add(sys.stderr, level="WARNING")
     progress = Progress()
     admin_dsn = server_dsn()
     machine = machine_line(admin_dsn)
