@@ -178,3 +178,14 @@ def test_readme_example_body_is_accepted(client: TestClient[Litestar]) -> None:
     response = client.post("/tasks", json=body)
     assert response.status_code == 201
     assert len(response.json()["message_ids"]) == 3
+
+
+def test_submission_wakes_listening_workers_at_commit(
+    client: TestClient[Litestar], db_dsn: str
+) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as listener:
+        listener.execute(SQL["test_listen_work"])
+        created = client.post("/tasks", json=batch(2, task_type="wake"))
+        assert created.status_code == 201
+        payloads = [note.payload for note in listener.notifies(timeout=5, stop_after=1)]
+    assert payloads == [queue_name_for("wake")]

@@ -27,3 +27,6 @@ SELECT pgmq.delete(%(queue)s, %(message_ids)s::bigint[]);
 -- name: test_statuses
 SELECT status, attempt, message_id FROM taskq.task_status
 WHERE task_id = %(task_id)s ORDER BY payload_id;
+
+-- name: test_listen_work
+LISTEN taskq_work;

@@ -156,8 +156,8 @@ class ApiRepository:
                     "payloads", f"rejected by the database: {_first_line(error)}"
                 ) from error
             message_ids = [int(row[0]) for row in await cursor.fetchall()]
-            # Delivered at commit: idle workers wake at once instead of at their next poll.
-            await conn.execute(QUERIES["notify_work"], {"queue": queue})
+            # No separate NOTIFY: enqueue_task already calls pg_notify('taskq_work',
+            # queue), delivered at commit (one round trip for a known type).
         self._queues[task_type] = queue
         return message_ids
 
