@@ -246,3 +246,53 @@ class RssSampler:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _postgres_cpu_seconds() -> float:
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] in {"postgres", "postmaster"} and process.info["cpu_times"]:
+            times = process.info["cpu_times"]
+            total += times.user + times.system
+    return total
+
+
+class CpuMeter:
+    """CPU used by some process trees, by PostgreSQL and by the whole machine over an interval.
+
+    Backends that exit inside the interval are missed, so the PostgreSQL share is a floor.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self._pids = pids
+        self._wall = time.monotonic()
+        self._trees = sum(_tree_cpu_seconds(pid) for pid in pids)
+        self._postgres = _postgres_cpu_seconds()
+        machine = psutil.cpu_times()
+        self._machine_busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+
+    def shares(self) -> dict[str, float]:
+        """Cores used (1.0 = one core busy) by the trees, by PostgreSQL, by everything."""
+        wall = max(time.monotonic() - self._wall, 1e-6)
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return {
+            "watched_cores": (sum(_tree_cpu_seconds(pid) for pid in self._pids) - self._trees)
+            / wall,
+            "postgres_cores": (_postgres_cpu_seconds() - self._postgres) / wall,
+            "machine_cores": (busy - self._machine_busy) / wall,
+        }

@@ -79,6 +79,13 @@ def format_table(rows: Sequence[Measurement]) -> str:
 
     lines = [render(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines.extend(render(line) for line in body)
+    notes = [
+        f"- {row.scenario} / {row.variant}: {row.note}"
+        for row in rows
+        if row.note and row.value is not None
+    ]
+    if notes:
+        lines += ["", "Notes:", *notes]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from bench import baselines
 from bench.cluster import Cluster, session, task_body, wait_until_done
 from bench.db import Database
-from bench.procs import CountingTarget, FastTarget, RssSampler
+from bench.procs import CountingTarget, CpuMeter, FastTarget, RssSampler
 from bench.progress import Progress
 from bench.report import Measurement, Recorder, clean
 from bench.stats import between, max_in_window, percentile, ratio
@@ -100,6 +100,7 @@ class Context:
     api_workers: int
     worker_available: bool
     cache: dict[str, float] = field(default_factory=dict)
+    last_cpu: dict[str, float] = field(default_factory=dict)
     # Set per scenario: its own database (a clone of the migrated template) and API.
     dsn: str = ""
     db: Database = field(init=False)
@@ -309,15 +310,28 @@ def burn_down(
         kwargs["max_queue_buffer"] = max_queue_buffer
     try:
         cluster.start_workers(replicas, **kwargs)
+        meter = CpuMeter([worker.pid for worker in cluster.workers])
         drained = wait_until_done(
             lambda: ctx.db.done(task_type), count, timeout=max(60.0, count / 50)
         )
+        ctx.last_cpu = meter.shares()
     finally:
         cluster.stop_workers()
         ctx.db.purge(queue_name_for(task_type))
     if drained.end_at is None:
         ctx.progress.step(f"  timed out with {drained.count:,}/{count:,} done")
+    ctx.progress.step(f"  {cpu_note(ctx.last_cpu)}")
     return drained.rate
+
+
+def cpu_note(shares: dict[str, float]) -> str:
+    """Where the cores went during a drain (start-up included)."""
+    if not shares:
+        return ""
+    return (
+        f"CPU cores: workers {shares['watched_cores']:.2f}, "
+        f"postgres {shares['postgres_cores']:.2f}, machine {shares['machine_cores']:.2f}"
+    )
 
 
 def scenario_fast(ctx: Context) -> None:
@@ -344,6 +358,8 @@ def scenario_fast(ctx: Context) -> None:
             baseline_name="bare loop",
             target=f">= {minimum}x bare loop",
             check=ratio_at_least(minimum),
+            note=cpu_note(ctx.last_cpu),
+            extra=dict(ctx.last_cpu),
         )
         ctx.record(
             "fast target",
@@ -400,8 +416,8 @@ def scenario_slow(ctx: Context) -> None:
                 baseline_name="threads/latency",
                 target=">= 0.8x ideal" if checked else "",
                 check=ratio_at_least(0.8) if checked else None,
-                note=f"peak {in_flight} in flight at the target",
-                extra={"peak_in_flight": in_flight},
+                note=f"peak {in_flight} in flight at the target; {cpu_note(ctx.last_cpu)}",
+                extra={"peak_in_flight": in_flight, **ctx.last_cpu},
             )
             ctx.record(
                 "slow target",
