@@ -46,6 +46,16 @@ class Settings:
     max_payloads: int = 10_000
     max_body_size: int = 10 * 1024 * 1024
     db_pool_size: int = 10
+    # Security (SECURITY.md): API keys, metrics exposure, outbound (egress) policy.
+    api_keys: tuple[str, ...] = ()
+    metrics_public: bool = False
+    egress_block_private: bool = False
+    egress_allowlist: tuple[str, ...] = ()
+    follow_redirects: bool = True
+
+    def __repr__(self) -> str:
+        # Never print credentials: the DSN's password and the API keys.
+        return f"Settings(port={self.port}, max_workers={self.max_workers}, ...)"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,8 +63,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
-            variable = field.name.upper()
-            raw = env.get(variable)
+            variable, raw = _lookup(env, field.name)
             if raw is None or raw.strip() == "":
                 continue
             parse = _PARSERS[field.name]
@@ -68,6 +77,17 @@ class Settings:
     def log_level_name(self) -> str:
         """The level as loguru names it."""
         return {"warn": "WARNING"}.get(self.log_level, self.log_level.upper())
+
+
+_ALIASES = {"api_keys": ("API_KEYS", "TASKQ_API_KEYS")}
+
+
+def _lookup(env: Mapping[str, str], name: str) -> tuple[str, str | None]:
+    """The variable that sets field `name` and its value (the first alias that is set)."""
+    for variable in _ALIASES.get(name, (name.upper(),)):
+        if env.get(variable, "").strip():
+            return variable, env[variable]
+    return name.upper(), None
 
 
 def _positive_int(raw: str) -> int:
@@ -131,6 +151,35 @@ def _byte_size(raw: str) -> int:
     return _positive_int(lowered)
 
 
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _word_list(raw: str) -> tuple[str, ...]:
+    return tuple(word.strip() for word in raw.split(",") if word.strip())
+
+
+def _api_keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated keys, or the path of a file holding them (one per line, or commas)."""
+    if raw.startswith(("/", "./")):
+        try:
+            with open(raw, encoding="utf-8") as keys_file:
+                raw = keys_file.read().replace("\n", ",")
+        except OSError as error:
+            raise ValueError(f"cannot read the key file: {error.strerror}") from error
+    keys = _word_list(raw)
+    if not keys:
+        raise ValueError("no keys given")
+    if any(len(key) < 16 for key in keys):
+        raise ValueError("every key must be at least 16 characters long")
+    return keys
+
+
 _PARSERS: dict[str, Callable[[str], object]] = {
     "postgres_dsn": _text,
     "max_workers": _positive_int,
@@ -151,9 +200,18 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_payloads": _positive_int,
     "max_body_size": _byte_size,
     "db_pool_size": _positive_int,
+    "api_keys": _api_keys,
+    "metrics_public": _boolean,
+    "egress_block_private": _boolean,
+    "egress_allowlist": _word_list,
+    "follow_redirects": _boolean,
 }
 
-ENVIRONMENT_VARIABLES = tuple(field.name.upper() for field in dataclasses.fields(Settings))
+ENVIRONMENT_VARIABLES = tuple(
+    variable
+    for field in dataclasses.fields(Settings)
+    for variable in _ALIASES.get(field.name, (field.name.upper(),))
+)
 """Every variable the settings read: deploy manifests are checked against this list."""
 
 

@@ -24,8 +24,11 @@ from taskq_core.retry import (
 )
 from taskq_core.settings import Settings
 from taskq_core.status import TaskStatus
+from taskq_worker.guarded_http import EgressRefusedError
 
 _BODYLESS_METHODS = frozenset({"GET", "DELETE"})
+MAX_RESPONSE_BYTES = 1024 * 1024  # replies are not kept; this only bounds what is read
+_CHUNK_BYTES = 64 * 1024
 # Errors in the request itself: sending it again cannot succeed.
 _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidURL,
@@ -44,6 +47,7 @@ class CallDefaults:
     max_retries: int
     retry_base_delay: float
     retry_max_delay: float
+    follow_redirects: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallDefaults:
@@ -52,6 +56,7 @@ class CallDefaults:
             max_retries=settings.max_retries,
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
+            follow_redirects=settings.follow_redirects,
         )
 
 
@@ -89,8 +94,17 @@ def deliver(
     started = time.perf_counter()
     try:
         response = session.request(
-            call.method, call.url, data=body, headers=headers, timeout=timeout
+            call.method,
+            call.url,
+            data=body,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=defaults.follow_redirects,
+            stream=True,
         )
+        _discard_body(response, deadline=started + 2 * timeout)
+    except EgressRefusedError as error:
+        return Failed(delivery, f"egress refused: {error}", None, _elapsed_ms(started))
     except _PERMANENT_REQUEST_ERRORS as error:
         return Failed(delivery, f"invalid request: {error}", None, _elapsed_ms(started))
     except requests.exceptions.RequestException as error:
@@ -98,6 +112,22 @@ def deliver(
             delivery, policy, rng, reason=_describe(error), duration_ms=_elapsed_ms(started)
         )
     return _classify(delivery, policy, rng, response, _elapsed_ms(started))
+
+
+def _discard_body(response: requests.Response, *, deadline: float) -> None:
+    """Read (and drop) the reply so the connection can be reused, within a size and time budget.
+
+    A hostile target can answer with an endless or dripping body; past the
+    budget the connection is closed instead of reused.
+    """
+    received = 0
+    try:
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            received += len(chunk)
+            if received > MAX_RESPONSE_BYTES or time.perf_counter() > deadline:
+                break
+    finally:
+        response.close()
 
 
 def _classify(

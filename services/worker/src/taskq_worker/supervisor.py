@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from requests.adapters import HTTPAdapter
 
 from taskq_core.deliveries import Delivery, Outcome, RetryLater
+from taskq_core.egress import EgressPolicy
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.worker import WorkerRepository
@@ -26,6 +27,7 @@ from taskq_core.settings import Settings
 from taskq_worker.delivery import CallDefaults, deliver
 from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.fetcher import Fetcher
+from taskq_worker.guarded_http import guarded_adapter
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.listener import Listener
 from taskq_worker.metrics import WorkerMetrics
@@ -37,16 +39,20 @@ TAKE_TIMEOUT = 0.2
 UNEXPECTED_ERROR_DELAY = 5.0
 
 
-def make_session(threads: int) -> requests.Session:
+def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
     """One session shared by the executors, its pool sized to them.
 
     trust_env is off because it costs about a third of each call (proxy and
-    netrc lookups per request); proxies in the environment are read once here.
+    netrc lookups per request); proxies in the environment are read once here,
+    and not at all under an egress policy (a proxy would hide the real target).
     """
     session = requests.Session()
     session.trust_env = False
-    session.proxies.update(urllib.request.getproxies())
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max(threads, 1))
+    if policy.active:
+        adapter = guarded_adapter(policy, pool_maxsize=max(threads, 1))
+    else:
+        session.proxies.update(urllib.request.getproxies())
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max(threads, 1))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -88,7 +94,7 @@ class Supervisor:
             settings.postgres_dsn, self._wakeups, self.health, self.stop_event
         )
         self._defaults = CallDefaults.from_settings(settings)
-        self._session = make_session(settings.max_workers)
+        self._session = make_session(settings.max_workers, EgressPolicy.from_settings(settings))
         self._executors: list[threading.Thread] = []
         self._queue_state = QueueStateCollector(
             QueueStatsReader(settings.postgres_dsn, dlq_queue_name=settings.dlq_queue_name),
