@@ -155,6 +155,13 @@ class TargetStats:
     latencies: list[float]
 
 
+@dataclass(frozen=True, slots=True)
+class TargetSummary:
+    count: int
+    first: float | None
+    latencies: int
+
+
 class CountingTarget:
     """The async Python target (bench.target) in its own process: delays, fails, counts."""
 
@@ -183,6 +190,17 @@ class CountingTarget:
             peak_in_flight=int(data["peak_in_flight"]),
             arrivals=[float(x) for x in data["arrivals"]],
             latencies=[float(x) for x in data["latencies"]],
+        )
+
+    def summary(self) -> TargetSummary:
+        reply = self._session.get(f"{self.base}/_summary", timeout=10)
+        reply.raise_for_status()
+        data = reply.json()
+        first = data["first"]
+        return TargetSummary(
+            count=int(data["count"]),
+            first=None if first is None else float(first),
+            latencies=int(data["latencies"]),
         )
 
     def arrivals(self) -> list[float]:

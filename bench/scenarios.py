@@ -454,10 +454,9 @@ def measure_latency(
     ctx.counting.reset()
     total = paced_submissions(ctx, cluster, task_type, ctx.sizes.latency_seconds)
     deadline = time.monotonic() + 30
-    stats = ctx.counting.stats()
-    while len(stats.latencies) < total and time.monotonic() < deadline:
+    while ctx.counting.summary().latencies < total and time.monotonic() < deadline:
         time.sleep(0.1)
-        stats = ctx.counting.stats()
+    stats = ctx.counting.stats()
     latencies = [x * 1000 for x in stats.latencies]
     note = "" if len(latencies) >= total else f"only {len(latencies)}/{total} arrived"
     limits = {50: 50.0, 99: 250.0} if idle else {}
@@ -514,11 +513,9 @@ def scenario_rate(ctx: Context) -> None:
             deadline = time.monotonic() + seconds + 20
             first: float | None = None
             while time.monotonic() < deadline:
-                arrivals = ctx.counting.arrivals()
-                if arrivals:
-                    first = min(arrivals)
-                    if time.time() >= first + seconds + 0.2:
-                        break
+                first = ctx.counting.summary().first
+                if first is not None and time.time() >= first + seconds + 0.2:
+                    break
                 time.sleep(0.2)
         finally:
             cluster.stop_workers()

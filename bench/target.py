@@ -6,7 +6,8 @@ thousands of delayed requests open at once. It keeps, per request, the arrival
 time and the submit time the payload carried (`sent_at`), and can fail the first
 attempt of a share of the payloads with a 500 (the retry scenario).
 
-Control endpoints: `GET /_stats` returns the records as JSON; `POST /_reset`
+Control endpoints: `GET /_stats` returns the records as JSON, `GET /_summary`
+only the counters; `POST /_reset`
 clears them and takes new `delay_ms` / `fail_pct` from its JSON body.
 """
 
@@ -63,6 +64,16 @@ class TargetState:
             return True
         return False
 
+    def summary(self) -> dict[str, object]:
+        """The counters without the per-request lists: cheap enough to poll."""
+        return {
+            "count": len(self.arrivals),
+            "first": self.arrivals[0] if self.arrivals else None,
+            "latencies": len(self.latencies),
+            "failures": self.failures,
+            "peak_in_flight": self.peak_in_flight,
+        }
+
     def stats(self) -> dict[str, object]:
         return {
             "count": len(self.arrivals),
@@ -108,6 +119,8 @@ def _json_response(payload: object) -> bytes:
 async def _answer(
     state: TargetState, method: str, path: str, headers: dict[str, str], body: bytes
 ) -> bytes:
+    if path.startswith("/_summary"):
+        return _json_response(state.summary())
     if path.startswith("/_stats"):
         return _json_response(state.stats())
     if path.startswith("/_reset") and method == "POST":
