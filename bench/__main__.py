@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--results", required=True, type=Path, help="JSON lines output file")
     parser.add_argument("--api-workers", type=int, default=1, help="granian workers of the API")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="with py-spy on PATH: sample workers during burn-downs into DIR (collapsed stacks)",
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(SCENARIOS)
     unknown = [name for name in chosen if name not in SCENARIOS]
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             api_available=api_available,
             api_workers=args.api_workers,
             worker_available=worker_available,
+            profile_dir=args.profile,
         )
         for name in args.chosen:
             progress.step(f"scenario {name}")

@@ -102,10 +102,10 @@ class Managed:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, sig)
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from typing import Any
 from bench import baselines
 from bench.cluster import Cluster, session, task_body, wait_until_done
 from bench.db import Database
-from bench.procs import CountingTarget, CpuMeter, FastTarget, RssSampler
+from bench.procs import CountingTarget, CpuMeter, FastTarget, Managed, RssSampler
 from bench.progress import Progress
 from bench.report import Measurement, Recorder, clean
 from bench.stats import between, max_in_window, percentile, ratio
@@ -101,6 +103,7 @@ class Context:
     worker_available: bool
     cache: dict[str, float] = field(default_factory=dict)
     last_cpu: dict[str, float] = field(default_factory=dict)
+    profile_dir: Path | None = None
     # Set per scenario: its own database (a clone of the migrated template) and API.
     dsn: str = ""
     db: Database = field(init=False)
@@ -311,10 +314,13 @@ def burn_down(
     try:
         cluster.start_workers(replicas, **kwargs)
         meter = CpuMeter([worker.pid for worker in cluster.workers])
+        profilers = start_profilers(ctx, cluster, task_type)
         drained = wait_until_done(
             lambda: ctx.db.done(task_type), count, timeout=max(60.0, count / 50)
         )
         ctx.last_cpu = meter.shares()
+        for profiler in profilers:
+            profiler.stop(grace=15, sig=signal.SIGINT)  # py-spy writes its output on SIGINT
     finally:
         cluster.stop_workers()
         ctx.db.purge(queue_name_for(task_type))
@@ -322,6 +328,25 @@ def burn_down(
         ctx.progress.step(f"  timed out with {drained.count:,}/{count:,} done")
     ctx.progress.step(f"  {cpu_note(ctx.last_cpu)}")
     return drained.rate
+
+
+def start_profilers(ctx: Context, cluster: Cluster, task_type: str) -> list[Managed]:
+    """With --profile DIR and py-spy on PATH: sample every worker until it is stopped."""
+    if ctx.profile_dir is None:
+        return []
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        ctx.progress.step("  --profile given but py-spy is not on PATH; not profiling")
+        return []
+    ctx.profile_dir.mkdir(parents=True, exist_ok=True)
+    profilers = []
+    for worker in cluster.workers:
+        output = ctx.profile_dir / f"{task_type}-{worker.name}.txt"
+        argv = [py_spy, "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200"]
+        argv += ["--threads", "--nonblocking", "--output", str(output)]
+        profilers.append(Managed(f"py-spy-{worker.name}", argv, log=output.with_suffix(".log")))
+    ctx.progress.step(f"  py-spy sampling {len(profilers)} worker(s) into {ctx.profile_dir}")
+    return profilers
 
 
 def cpu_note(shares: dict[str, float]) -> str:
