@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from loguru import logger
 
 from taskq_api.controllers.dlq import DlqController
@@ -20,6 +20,14 @@ from taskq_api.controllers.task_types import TaskTypesController
 from taskq_api.controllers.tasks import TasksController
 from taskq_api.dependencies import Limits
 from taskq_api.errors import EXCEPTION_HANDLERS
+from taskq_api.metrics import (
+    STATE_KEY,
+    ApiMetrics,
+    MetricsController,
+    metrics_files,
+    request_metrics_middleware,
+)
+from taskq_api.request_log import RequestLogMiddleware
 from taskq_core.logs import configure_logging
 from taskq_core.repository.api import ApiRepository, create_pool
 from taskq_core.settings import Settings
@@ -53,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dlq_visibility_timeout=settings.visibility_timeout,
     )
     limits = Limits(max_payloads=settings.max_payloads)
+    metrics = ApiMetrics()
 
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:
@@ -71,12 +80,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def provide_limits() -> Limits:
         return limits
 
-    prometheus = PrometheusConfig(
-        app_name="taskq",
-        prefix="taskq",
-        group_path=True,
-        exclude=["^/metrics", "^/health/"],
-    )
+    async def provide_metrics() -> ApiMetrics:
+        return metrics
+
+    prometheus = request_metrics_middleware()
     return Litestar(
         route_handlers=[
             TasksController,
@@ -84,15 +91,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DlqController,
             HealthController,
             SwaggerAliasController,
-            PrometheusController,
+            MetricsController,
         ],
         dependencies={
             "repository": Provide(provide_repository),
             "limits": Provide(provide_limits),
+            "metrics": Provide(provide_metrics),
         },
-        lifespan=[database],
+        lifespan=[database, metrics_files],
+        state=State({STATE_KEY: metrics}),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[prometheus.middleware],
+        # The request log is outermost so that even a refused request gets an id.
+        middleware=[RequestLogMiddleware, prometheus.middleware],
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_size,
         logging_config=None,

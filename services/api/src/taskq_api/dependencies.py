@@ -11,6 +11,7 @@ from typing import TypeAlias
 
 from litestar.di import NamedDependency
 
+from taskq_api.metrics import ApiMetrics
 from taskq_core.repository.api import ApiRepository
 
 
@@ -25,3 +26,5 @@ Repository: TypeAlias = NamedDependency[ApiRepository]
 """The `repository` dependency: all database I/O of the API."""
 RequestLimits: TypeAlias = NamedDependency[Limits]
 """The `limits` dependency."""
+Metrics: TypeAlias = NamedDependency[ApiMetrics]
+"""The `metrics` dependency: submission counters."""

@@ -19,7 +19,8 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         self.deliveries = Counter(
             "taskq_worker_deliveries",
-            "Calls finished, by task type and outcome (success, retry, failed, dropped).",
+            "Messages handled, by task type and outcome (success; retry; failed: moved to the "
+            "DLQ; dropped: a duplicate of an already final message).",
             ["task_type", "outcome"],
             registry=self.registry,
         )
@@ -35,6 +36,13 @@ class WorkerMetrics:
             "Attempts a message took when it finished (success or failed).",
             ["task_type"],
             buckets=(1, 2, 3, 4, 5, 7, 10, 20),
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "taskq_worker_dead_lettered",
+            "Messages moved to the DLQ, by task type and reason (exhausted: out of retries; "
+            "permanent: an answer or error that retrying cannot fix).",
+            ["task_type", "reason"],
             registry=self.registry,
         )
         self.fetched_messages = Counter(
@@ -108,7 +116,10 @@ class WorkerMetrics:
                 self.deliveries.labels(task_type, "retry").inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
             case Failed():
+                # Every failed message goes to the DLQ: `failed` counts calls,
+                # taskq_worker_dead_lettered_total says why the message was parked.
                 self.deliveries.labels(task_type, "failed").inc()
+                self.dead_lettered.labels(task_type, dead_letter_reason(outcome)).inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
                 self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
             case Dropped():
@@ -117,3 +128,8 @@ class WorkerMetrics:
     def _call(self, task_type: str, http_status: int | None, duration_ms: float) -> None:
         status_class = f"{http_status // 100}xx" if http_status else "error"
         self.call_duration.labels(task_type, status_class).observe(duration_ms / 1000.0)
+
+
+def dead_letter_reason(outcome: Failed) -> str:
+    """`exhausted` when retries ran out (delivery.py says "gave up after"), else `permanent`."""
+    return "exhausted" if "gave up after" in outcome.error else "permanent"

@@ -31,6 +31,7 @@ from taskq_worker.guarded_http import guarded_adapter
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.listener import Listener
 from taskq_worker.metrics import WorkerMetrics
+from taskq_worker.outcome_log import log_outcome, message_context
 from taskq_worker.queue_metrics import QueueStateCollector
 from taskq_worker.recorder import Recorder
 from taskq_worker.wakeups import Wakeups
@@ -72,7 +73,8 @@ class Supervisor:
             kwargs={"connect_timeout": 5},
             timeout=10,
             open=False,
-            check=ConnectionPool.check_connection,
+            # No per-checkout check: it costs a round trip on every read and write;
+            # a broken connection fails its statement, which is retried anyway.
             name="taskq-worker",
         )
         self.repository = WorkerRepository(self._pool, dlq_queue_name=settings.dlq_queue_name)
@@ -180,18 +182,13 @@ class Supervisor:
                 self.dispatcher.done(delivery.task_type)
             self._recorder.submit(outcome)
             self.metrics.observe(outcome)
+            log_outcome(outcome)  # returns at once for a success
 
     def _deliver(self, delivery: Delivery, rng: random.Random) -> Outcome:
         try:
             return deliver(delivery, self._session, self._defaults, rng)
         except Exception as error:
-            call = delivery.call
-            logger.bind(
-                task_id=call.task_id if call else None,
-                message_id=delivery.message_id,
-                task_type=delivery.task_type,
-                attempt=delivery.attempt,
-            ).exception("unexpected error while delivering")
+            logger.bind(**message_context(delivery)).exception("unexpected error while delivering")
             return RetryLater(
                 delivery,
                 f"worker error: {type(error).__name__}",

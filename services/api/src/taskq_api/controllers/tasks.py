@@ -9,7 +9,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 from loguru import logger
 
-from taskq_api.dependencies import Repository, RequestLimits
+from taskq_api.dependencies import Metrics, Repository, RequestLimits
 from taskq_core.models import TaskCreated, TaskStatusView, TaskSubmit
 from taskq_core.submission import build_calls
 
@@ -28,7 +28,11 @@ class TasksController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def submit(
-        self, data: JSONBody[TaskSubmit], repository: Repository, limits: RequestLimits
+        self,
+        data: JSONBody[TaskSubmit],
+        repository: Repository,
+        limits: RequestLimits,
+        metrics: Metrics,
     ) -> TaskCreated:
         task_id = uuid4()
         calls = build_calls(data, task_id, max_payloads=limits.max_payloads)
@@ -39,6 +43,7 @@ class TasksController(Controller):
             max_rps=data.max_rps,
             calls=calls,
         )
+        metrics.accepted(data.task_type, len(message_ids))
         logger.bind(task_id=str(task_id), task_type=data.task_type).info(
             "queued {} message(s)", len(message_ids)
         )
