@@ -343,7 +343,7 @@ def start_profilers(ctx: Context, cluster: Cluster, task_type: str) -> list[Mana
     for worker in cluster.workers:
         output = ctx.profile_dir / f"{task_type}-{worker.name}.txt"
         argv = [py_spy, "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200"]
-        argv += ["--threads", "--nonblocking", "--output", str(output)]
+        argv += ["--gil", "--nonblocking", "--output", str(output)]  # GIL holders: CPU work
         profilers.append(Managed(f"py-spy-{worker.name}", argv, log=output.with_suffix(".log")))
     ctx.progress.step(f"  py-spy sampling {len(profilers)} worker(s) into {ctx.profile_dir}")
     return profilers
