@@ -62,12 +62,20 @@ class QueueStateCollector(Collector):
             "Messages waiting for a retry after a failed attempt.",
             labels=["task_type"],
         )
+        max_rps = GaugeMetricFamily(
+            "taskq_task_type_max_rps",
+            "Configured global rate limit of a task type (absent when unlimited); "
+            "delivered rate / this = rate-limit saturation.",
+            labels=["task_type"],
+        )
         for stats in snapshot.queues:
+            if stats.max_rps is not None:
+                max_rps.add_metric([stats.task_type], stats.max_rps)
             depth.add_metric([stats.task_type], stats.queue_length)
             visible.add_metric([stats.task_type], stats.queue_visible_length)
             oldest.add_metric([stats.task_type], stats.oldest_age_seconds)
             retrying.add_metric([stats.task_type], stats.retrying)
-        yield from (depth, visible, oldest, retrying)
+        yield from (depth, visible, oldest, retrying, max_rps)
         yield GaugeMetricFamily(
             "taskq_dlq_messages",
             "Messages in the dead-letter queue.",

@@ -22,6 +22,7 @@ class QueueStats:
     queue_visible_length: int
     oldest_age_seconds: int
     retrying: int
+    max_rps: float | None  # None: no limit
 
 
 @dataclass(frozen=True, slots=True)
