@@ -535,6 +535,7 @@ def scenario_rate(ctx: Context) -> None:
         ctx.counting.reset()
         try:
             cluster.start_workers(replicas)
+            meter = CpuMeter([worker.pid for worker in cluster.workers])
             deadline = time.monotonic() + seconds + 20
             first: float | None = None
             while time.monotonic() < deadline:
@@ -542,6 +543,7 @@ def scenario_rate(ctx: Context) -> None:
                 if first is not None and time.time() >= first + seconds + 0.2:
                     break
                 time.sleep(0.2)
+            ctx.last_cpu = meter.shares()
         finally:
             cluster.stop_workers()
             ctx.db.purge(queue_name_for(task_type))
@@ -567,6 +569,8 @@ def scenario_rate(ctx: Context) -> None:
             baseline_name="max_rps",
             target="0.97-1.02x max_rps",
             check=ratio_between(0.97, 1.02),
+            note=cpu_note(ctx.last_cpu),
+            extra=dict(ctx.last_cpu),
         )
         ctx.record(
             "rate accuracy",
