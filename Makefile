@@ -11,7 +11,7 @@ STAMP := $(VENV)/.taskq-installed
 MEMBERS := packages/taskq-core services/api services/worker
 MEMBER_FILES := $(foreach member,$(MEMBERS),$(member)/pyproject.toml)
 
-.PHONY: help lock install run run-api run-worker migrate test test-fast lint format openapi bench bench-quick soak clean
+.PHONY: help lock install run run-api run-worker migrate test test-fast lint format openapi bench bench-quick soak fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,12 @@ bench: install ## Full benchmark suite; RESULTS=file.jsonl for machine-readable 
 
 bench-quick: install ## A benchmark pass that finishes in under 2 minutes
 	$(BIN)/python -m bench --quick --results $${RESULTS:-bench-results-quick.jsonl}
+
+fuzz: install ## Schemathesis over the whole OpenAPI spec, long run (FUZZ_EXAMPLES per operation, default 1000)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} $(BIN)/pytest tests/fuzz -p no:cacheprovider -o timeout=3600
+
+soak: install ## 30 min steady load with worker restarts; reports RSS growth, lost and duplicated messages (SOAK_MINUTES)
+	$(BIN)/python -m tests.soak
 
 lock: ## Re-pin constraints.txt from what is installed in .venv
 	{ echo "# Pinned versions a fresh install reproduces (pip -c). Regenerate after changing dependencies:"; \

@@ -15,7 +15,10 @@ import msgspec
 from taskq_core.status import TaskStatus
 
 HttpMethod = Literal["POST", "PATCH", "PUT", "DELETE", "GET"]
-TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# PostgreSQL text cannot hold NUL: refused here (400 naming the field), not by the database.
+_NO_NUL = "^[^\\u0000]*$"
+TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
+ItemId = Annotated[str, msgspec.Meta(max_length=1000, pattern=_NO_NUL)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
 MaxRps = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
@@ -42,7 +45,7 @@ class TaskSubmit(msgspec.Struct, frozen=True):
     url: Url
     payloads: list[PayloadSubmit]
     task_type: TaskTypeName = "default"
-    item_id: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    item_id: ItemId = ""
     method: HttpMethod = "POST"
     headers: Headers = msgspec.field(default_factory=dict)
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None

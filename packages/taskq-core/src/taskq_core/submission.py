@@ -14,11 +14,15 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from taskq_core.durations import parse_duration
+from taskq_core.egress import EgressPolicy
 from taskq_core.errors import InvalidFieldError
 from taskq_core.models import PayloadSubmit, QueuedCall, TaskSubmit
 
 MAX_TIMEOUT_MS = 600_000
 """Ten minutes: a call that needs longer does not fit a visibility-timeout-based queue."""
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 8192
+"""Characters in a header name and value: common servers refuse longer header lines anyway."""
 
 # RFC 9110 token characters: what a header name may contain.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -26,8 +30,19 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
 
 
-def build_calls(submit: TaskSubmit, task_id: UUID, *, max_payloads: int) -> list[QueuedCall]:
-    """One QueuedCall per payload, in payload order; raise InvalidFieldError on a bad field."""
+def build_calls(
+    submit: TaskSubmit,
+    task_id: UUID,
+    *,
+    max_payloads: int,
+    egress: EgressPolicy | None = None,
+) -> list[QueuedCall]:
+    """One QueuedCall per payload, in payload order; raise InvalidFieldError on a bad field.
+
+    With an active `egress` policy, a url it can refuse without DNS is refused
+    here (400 naming the field) rather than left to fail in the worker.
+    """
+    policy = egress or EgressPolicy()
     count = len(submit.payloads)
     if count == 0:
         raise InvalidFieldError("payloads", "must contain at least one payload")
@@ -35,25 +50,31 @@ def build_calls(submit: TaskSubmit, task_id: UUID, *, max_payloads: int) -> list
         raise InvalidFieldError(
             "payloads", f"has {count} payloads; at most {max_payloads} are accepted per request"
         )
-    check_url("url", submit.url)
+    check_url("url", submit.url, policy)
     check_headers("headers", submit.headers)
     timeout_ms = timeout_to_ms(submit.timeout)
     task = str(task_id)
     return [
-        _call(submit, payload, index, task, timeout_ms)
+        _call(submit, payload, index, task_id=task, timeout_ms=timeout_ms, policy=policy)
         for index, payload in enumerate(submit.payloads)
     ]
 
 
 def _call(
-    submit: TaskSubmit, payload: PayloadSubmit, index: int, task_id: str, timeout_ms: int | None
+    submit: TaskSubmit,
+    payload: PayloadSubmit,
+    index: int,
+    *,
+    task_id: str,
+    timeout_ms: int | None,
+    policy: EgressPolicy,
 ) -> QueuedCall:
     url, method, headers = submit.url, submit.method, submit.headers
     override = payload.api_override
     if override is not None:
         where = f"payloads[{index}].api_override"
         if override.url is not None:
-            check_url(f"{where}.url", override.url)
+            check_url(f"{where}.url", override.url, policy)
             url = override.url
         if override.method is not None:
             method = override.method
@@ -75,8 +96,8 @@ def _call(
     )
 
 
-def check_url(field: str, url: str) -> None:
-    """The target must be an absolute http(s) URL with a host."""
+def check_url(field: str, url: str, policy: EgressPolicy | None = None) -> None:
+    """The target must be an absolute http(s) URL with a host that `policy` does not refuse."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -87,13 +108,23 @@ def check_url(field: str, url: str) -> None:
         raise InvalidFieldError(field, f"must be an http or https URL, got {url!r}")
     if not host:
         raise InvalidFieldError(field, f"must name a host, got {url!r}")
-    if any(character.isspace() for character in url):
-        raise InvalidFieldError(field, "must not contain whitespace")
+    if any(character.isspace() or not character.isprintable() for character in url):
+        raise InvalidFieldError(field, "must not contain whitespace or control characters")
+    if policy is not None and (reason := policy.refuse_host(host)):
+        raise InvalidFieldError(field, f"is refused by the egress policy: {reason}")
 
 
 def check_headers(field: str, headers: Mapping[str, str]) -> None:
     """Header names must be HTTP tokens and values single-line, or the call could not be sent."""
     for name, value in headers.items():
+        if len(name) > MAX_HEADER_NAME:
+            raise InvalidFieldError(
+                field, f"header name {name[:40]!r}... is longer than {MAX_HEADER_NAME} characters"
+            )
+        if len(value) > MAX_HEADER_VALUE:
+            raise InvalidFieldError(
+                f"{field}.{name}", f"is longer than {MAX_HEADER_VALUE} characters"
+            )
         if not _HEADER_NAME.fullmatch(name):
             raise InvalidFieldError(field, f"{name!r} is not a valid header name")
         if _BAD_HEADER_VALUE.search(value):

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from loguru import logger
 
+from taskq_api.auth import api_key_guard, security_components, security_requirements
 from taskq_api.controllers.dlq import DlqController
 from taskq_api.controllers.docs import SwaggerAliasController
 from taskq_api.controllers.health import HealthController
@@ -28,12 +29,13 @@ from taskq_api.metrics import (
     request_metrics_middleware,
 )
 from taskq_api.request_log import RequestLogMiddleware
+from taskq_core.egress import EgressPolicy
 from taskq_core.logs import configure_logging
 from taskq_core.repository.api import ApiRepository, create_pool
 from taskq_core.settings import Settings
 
 
-def openapi_config() -> OpenAPIConfig:
+def openapi_config(*, keys_required: bool = False) -> OpenAPIConfig:
     """The spec served at /schema (Swagger UI at /schema/swagger) and exported to docs/."""
     return OpenAPIConfig(
         title="taskq",
@@ -44,6 +46,8 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/schema",
         render_plugins=[SwaggerRenderPlugin(path="/swagger")],
+        components=security_components(),
+        security=security_requirements(required=keys_required),
     )
 
 
@@ -60,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dlq_queue_name=settings.dlq_queue_name,
         dlq_visibility_timeout=settings.visibility_timeout,
     )
-    limits = Limits(max_payloads=settings.max_payloads)
+    limits = Limits(max_payloads=settings.max_payloads, egress=EgressPolicy.from_settings(settings))
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -103,7 +107,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         # The request log is outermost so that even a refused request gets an id.
         middleware=[RequestLogMiddleware, prometheus.middleware],
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(keys_required=bool(settings.api_keys)),
+        guards=(
+            [api_key_guard(settings.api_keys, metrics_public=settings.metrics_public)]
+            if settings.api_keys
+            else []
+        ),
         request_max_body_size=settings.max_body_size,
         logging_config=None,
     )

@@ -6,20 +6,29 @@ name explicitly (inferred dependencies are deprecated in Litestar 2.23+).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeAlias
 
 from litestar.di import NamedDependency
 
 from taskq_api.metrics import ApiMetrics
+from taskq_core.egress import EgressPolicy
 from taskq_core.repository.api import ApiRepository
 
 
-@dataclass(frozen=True, slots=True)
 class Limits:
-    """Request limits from the settings that handlers enforce themselves."""
+    """Request limits from the settings that handlers enforce themselves.
 
-    max_payloads: int
+    A plain class, not a dataclass: Litestar converts injected values with
+    msgspec, which would try to rebuild a dataclass field by field and cannot
+    (the egress policy holds ipaddress networks). A plain object passes as is.
+    """
+
+    __slots__ = ("egress", "max_payloads")
+
+    def __init__(self, *, max_payloads: int, egress: EgressPolicy) -> None:
+        self.max_payloads = max_payloads
+        self.egress = egress
+        """Refuses at submission the urls it can decide on without DNS."""
 
 
 Repository: TypeAlias = NamedDependency[ApiRepository]

@@ -12,7 +12,7 @@ from granian.log import LogLevels
 from granian.server import Server
 from loguru import logger
 
-from taskq_core.logs import configure_logging
+from taskq_core.logs import configure_logging, stdlib_logging_config
 from taskq_core.settings import Settings, load_settings_or_exit
 
 APP_FACTORY = "taskq_api.app:create_app"
@@ -23,6 +23,12 @@ def main() -> None:
     """Serve the API on HOST:PORT with API_WORKERS granian worker processes."""
     settings = load_settings_or_exit()
     configure_logging(settings)
+    if not settings.api_keys:
+        # The reference's behaviour, kept for compatibility; logged once per server.
+        logger.warning(
+            "API_KEYS is not set: every route is open to anyone who can reach the port "
+            "(see SECURITY.md)"
+        )
     metrics_dir = prepare_multiprocess_metrics() if settings.api_workers > 1 else None
     server = Server(
         APP_FACTORY,
@@ -33,6 +39,7 @@ def main() -> None:
         factory=True,
         log_level=granian_log_level(settings),
         log_access=False,
+        log_dictconfig=stdlib_logging_config(),  # granian's lines in our format
         # Bounds shutdown: a worker still inside a request (or still starting
         # when SIGTERM arrives) is killed after the grace period, never waited on forever.
         workers_kill_timeout=max(1, round(settings.shutdown_grace_period)),

@@ -20,7 +20,9 @@ from taskq_core.settings import Settings
 def openapi_document() -> dict[str, Any]:
     """The spec the app serves at /schema/openapi.json, as plain data."""
     # Default settings: building the app opens no connection, so no database is needed.
-    return create_app(Settings()).openapi_schema.to_schema()
+    # A placeholder key: the published contract is the secured one (SECURITY.md).
+    secured = Settings(api_keys=("placeholder-key-not-used",))
+    return create_app(secured).openapi_schema.to_schema()
 
 
 def render(document: dict[str, Any]) -> dict[str, str]:

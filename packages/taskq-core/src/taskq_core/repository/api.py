@@ -212,6 +212,9 @@ class ApiRepository:
 
     async def get_task_type(self, task_type: str) -> TaskTypeView:
         """A type's configuration; NotFoundError when it was never submitted nor configured."""
+        if "\x00" in task_type:
+            # PostgreSQL text cannot hold NUL, so no such type can exist (nor be queried).
+            raise NotFoundError("task type", task_type.replace("\x00", "\\x00"))
         async with self._connection() as conn:
             cursor = conn.cursor(row_factory=kwargs_row(_task_type_view))
             await cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})

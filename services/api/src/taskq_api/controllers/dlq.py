@@ -7,6 +7,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from taskq_api.dependencies import Repository
+from taskq_api.responses import write_errors
 from taskq_core.errors import InvalidFieldError
 from taskq_core.models import DlqReprocess, DlqReprocessed
 
@@ -24,6 +25,7 @@ class DlqController(Controller):
             "Safe to call twice or concurrently: no message is requeued twice."
         ),
         status_code=HTTP_200_OK,
+        responses=write_errors(),
     )
     async def reprocess(
         self, data: JSONBody[DlqReprocess], repository: Repository

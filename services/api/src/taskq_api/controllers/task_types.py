@@ -7,6 +7,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from taskq_api.dependencies import Repository
+from taskq_api.responses import read_errors, write_errors
 from taskq_core.models import TaskTypeConfigure, TaskTypeView
 
 
@@ -22,6 +23,7 @@ class TaskTypesController(Controller):
             "Once set here, a batch's max_rps no longer changes it."
         ),
         status_code=HTTP_200_OK,
+        responses=write_errors(),
     )
     async def configure(
         self, data: JSONBody[TaskTypeConfigure], repository: Repository
@@ -33,6 +35,7 @@ class TaskTypesController(Controller):
         operation_id="getTaskType",
         summary="A task type's configuration",
         description="404 when the type was never submitted nor configured.",
+        responses=read_errors(),
     )
     async def read(self, task_type: FromPath[str], repository: Repository) -> TaskTypeView:
         return await repository.get_task_type(task_type)

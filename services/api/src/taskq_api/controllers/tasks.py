@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from loguru import logger
 
 from taskq_api.dependencies import Metrics, Repository, RequestLimits
+from taskq_api.responses import read_errors, write_errors
 from taskq_core.models import TaskCreated, TaskStatusView, TaskSubmit
 from taskq_core.submission import build_calls
 
@@ -26,6 +27,7 @@ class TasksController(Controller):
             "the whole batch is accepted or none of it is."
         ),
         status_code=HTTP_201_CREATED,
+        responses=write_errors(),
     )
     async def submit(
         self,
@@ -35,7 +37,7 @@ class TasksController(Controller):
         metrics: Metrics,
     ) -> TaskCreated:
         task_id = uuid4()
-        calls = build_calls(data, task_id, max_payloads=limits.max_payloads)
+        calls = build_calls(data, task_id, max_payloads=limits.max_payloads, egress=limits.egress)
         message_ids = await repository.submit(
             task_id=task_id,
             task_type=data.task_type,
@@ -54,6 +56,7 @@ class TasksController(Controller):
         operation_id="getTaskStatus",
         summary="Status of every message of a task",
         description="Statuses ordered by payload_id; 404 for an unknown task id.",
+        responses=read_errors(),
     )
     async def status(self, task_id: FromPath[UUID], repository: Repository) -> TaskStatusView:
         return await repository.task_status(task_id)
