@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", required=True, type=Path, help="JSON lines output file")
     parser.add_argument("--api-workers", type=int, default=1, help="granian workers of the API")
     parser.add_argument(
+        "--no-nginx", action="store_true", help="use the Python fast target even if nginx exists"
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         template = f"taskq_bench_{run_id}"
         progress.step(f"creating and migrating template database {template}")
         stack.enter_context(fresh_database(admin_dsn, template))
-        fast = FastTarget(workdir)
+        fast = FastTarget(workdir, use_nginx=not args.no_nginx)
         stack.callback(fast.stop)
         counting = CountingTarget()
         stack.callback(counting.stop)

@@ -119,12 +119,10 @@ class Managed:
 class FastTarget:
     """nginx answering a fixed 200 with keep-alive; the Python target when nginx is absent."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, use_nginx: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://{LOCALHOST}:{self.port}/fast"
-        nginx = shutil.which("nginx") or next(
-            (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
-        )
+        nginx = find_nginx() if use_nginx else None
         root = Path(tempfile.mkdtemp(prefix="nginx-", dir=workdir))
         if nginx:
             config = root / "nginx.conf"
@@ -132,12 +130,20 @@ class FastTarget:
             self.kind = "nginx"
             self.proc = Managed("nginx", [nginx, "-c", str(config), "-p", str(root)])
         else:
-            self.kind = "python fallback (nginx not installed)"
+            self.kind = "python fallback"
             self.proc = Managed("fast-target", python_target_argv(self.port, 0))
         wait_for_port(self.port, timeout=10, process=self.proc.process)
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+def find_nginx() -> str | None:
+    """nginx on PATH or where Debian puts it (/usr/sbin is not on every PATH)."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
 
 
 def python_target_argv(port: int, delay_ms: float) -> list[str]:
