@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", required=True, type=Path, help="JSON lines output file")
     parser.add_argument("--api-workers", type=int, default=1, help="granian workers of the API")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the fast-target burn-downs and bare loop N times, interleaved; report medians",
+    )
+    parser.add_argument(
         "--no-nginx", action="store_true", help="use the Python fast target even if nginx exists"
     )
     parser.add_argument(
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             api_workers=args.api_workers,
             worker_available=worker_available,
             profile_dir=args.profile,
+            repeat=max(1, args.repeat),
         )
         for name in args.chosen:
             progress.step(f"scenario {name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,8 +52,11 @@ def fresh_database(admin_dsn: str, name: str, *, template: str | None = None) ->
             migrate(dsn, dlq_queue_name=DLQ)
         yield dsn
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
+        try:
+            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
+        except psycopg.Error as error:
+            print(f"warning: could not drop database {name}: {error}", file=sys.stderr)
 
 
 class Database:
