@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,6 +16,7 @@ from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
 from tests.integration.test_worker_delivery import all_final, submit
 from tests.support.api import api_client
+from tests.support.cluster import restart_blocker, restart_cluster
 from tests.support.processes import start_worker, stop
 from tests.support.target import Reply, Target, wait_until
 from tests.support.worker import running_worker, statuses
@@ -70,10 +69,55 @@ def test_sigterm_drains_in_flight_calls_and_returns_the_rest_at_once(
     assert {row["status"] for row in statuses(settings.postgres_dsn, task_id)} == {"success"}
 
 
-def test_sigkill_mid_batch_loses_nothing(
+class StatusWatcher:
+    """Polls a task's status rows in a thread and keeps every (status, attempt) seen per payload.
+
+    What it proves: no payload is ever seen moving backwards (success is final,
+    the attempt count never goes down), whatever happens to the workers.
+    """
+
+    def __init__(self, dsn: str, task_id: str, *, interval: float = 0.05) -> None:
+        self._dsn, self._task_id, self._interval = dsn, task_id, interval
+        self._stop = threading.Event()
+        self.seen: dict[int, list[tuple[str, int]]] = {}
+        self.polls = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> StatusWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for row in statuses(self._dsn, self._task_id):
+                history = self.seen.setdefault(int(row["payload_id"]), [])
+                state = (str(row["status"]), int(row["attempt"]))
+                if not history or history[-1] != state:
+                    history.append(state)
+            self.polls += 1
+            self._stop.wait(self._interval)
+
+    def backward_moves(self) -> list[tuple[int, list[tuple[str, int]]]]:
+        """Payloads seen leaving success, or with their attempt count going down."""
+        moved = []
+        for payload_id, history in self.seen.items():
+            seen = [status for status, _ in history]
+            attempts = [attempt for _, attempt in history]
+            since_success = seen[seen.index("success") :] if "success" in seen else []
+            if set(since_success) - {"success"} or attempts != sorted(attempts):
+                moved.append((payload_id, history))
+        return moved
+
+
+def test_sigkill_during_2000_deliveries_loses_nothing_and_never_goes_back(
     settings: Settings, target: Target, tmp_path: Path
 ) -> None:
-    total = 600
+    total = 2000
     target.responder = lambda _request: Reply(delay=0.005)
     with api_client(settings) as client:
         task_id = submit(
@@ -84,42 +128,33 @@ def test_sigkill_mid_batch_loses_nothing(
                 "payloads": [{"data": n} for n in range(total)],
             },
         )
-    worker = start_worker(
-        settings,
-        tmp_path / "worker.log",
-        MAX_WORKERS=8,
-        MAX_QUEUE_BUFFER=50,
-        VISIBILITY_TIMEOUT="2s",
-    )
-    wait_until(lambda: target.count() >= 150, timeout=20)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    queued, visible = queue_depth(settings.postgres_dsn, "killed")
-    unacknowledged = queued - visible  # read by the dead worker, never finished in the database
+    with StatusWatcher(settings.postgres_dsn, task_id) as watcher:
+        worker = start_worker(
+            settings,
+            tmp_path / "worker.log",
+            MAX_WORKERS=8,
+            MAX_QUEUE_BUFFER=50,
+            VISIBILITY_TIMEOUT="2s",
+        )
+        wait_until(lambda: target.count() >= total // 3, timeout=30)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        queued, visible = queue_depth(settings.postgres_dsn, "killed")
+        unacknowledged = queued - visible  # read by the dead worker, never finished in the database
 
-    with running_worker(settings, visibility_timeout=2.0):
-        wait_until(lambda: all_final(settings.postgres_dsn, task_id, total), timeout=40)
+        with running_worker(settings, visibility_timeout=2.0):
+            wait_until(lambda: all_final(settings.postgres_dsn, task_id, total), timeout=60)
     rows = statuses(settings.postgres_dsn, task_id)
     assert {row["status"] for row in rows} == {"success"}
     keys = Counter(request.headers["idempotency-key"] for request in target.requests_snapshot())
     assert len(keys) == total
     duplicates = sum(count - 1 for count in keys.values())
     assert duplicates <= unacknowledged
+    assert watcher.polls >= 5, "the watcher should have seen the run"
+    assert watcher.backward_moves() == []
 
 
-def _restartable_cluster() -> str | None:
-    """Why the local PostgreSQL cannot be restarted here, or None when it can."""
-    dsn = os.environ.get("TASKQ_TEST_DSN", "")
-    if "127.0.0.1:5432" not in dsn and "localhost:5432" not in dsn:
-        return "restarting needs the test server to be the local cluster on port 5432"
-    if shutil.which("pg_ctlcluster") is None:
-        return "pg_ctlcluster is not installed"
-    if os.geteuid() != 0:
-        return "restarting the cluster needs root"
-    return None
-
-
-@pytest.mark.skipif(_restartable_cluster() is not None, reason=str(_restartable_cluster()))
+@pytest.mark.skipif(restart_blocker() is not None, reason=str(restart_blocker()))
 def test_database_restart_mid_run_loses_nothing(
     settings: Settings, target: Target, tmp_path: Path
 ) -> None:
@@ -138,12 +173,7 @@ def test_database_restart_mid_run_loses_nothing(
     worker = start_worker(settings, log, MAX_WORKERS=4)
     try:
         wait_until(lambda: target.count() >= 40, timeout=20)
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart", "-m", "fast"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        restart_cluster()
         wait_until(lambda: all_final(settings.postgres_dsn, task_id, total), timeout=60)
         assert worker.poll() is None, "the worker died with the database"
     finally:
