@@ -11,7 +11,6 @@ must exist. Skipped, with the reason, when the Prometheus binaries are missing.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import httpx
 import pytest
 
 from taskq_core.settings import Settings
-from tests.support.processes import BIN, free_port, settings_environment, start_worker, stop
+from tests.e2e.conftest import ApiProcess
+from tests.support.processes import free_port, start_worker, stop
 from tests.support.prometheus import (
     ALERTS,
     Binaries,
@@ -34,7 +34,6 @@ from tests.support.target import Reply, Target, wait_until
 
 pytestmark = pytest.mark.e2e
 
-API_WORKERS = 2
 QUICK_BATCHES = 6
 QUICK_PAYLOADS = 3
 
@@ -45,34 +44,6 @@ def prometheus_binaries() -> Binaries:
     if isinstance(found, str):
         pytest.skip(found)
     return found
-
-
-@pytest.fixture
-def api_process(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """`taskq-api` with two granian workers; yields its host:port."""
-    environment = settings_environment(settings, API_WORKERS=API_WORKERS)
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = tmp_path / "api.log"
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [str(BIN / "taskq-api")], env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-    address = f"127.0.0.1:{environment['PORT']}"
-
-    def started() -> bool:
-        assert process.poll() is None, log.read_text()
-        if log.read_text().count("Started worker") < API_WORKERS:
-            return False
-        try:
-            return httpx.get(f"http://{address}/health/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(started, timeout=30, interval=0.1)
-        yield address
-    finally:
-        assert stop(process) == 0, log.read_text()
 
 
 def reply_for(path: str) -> Reply:
@@ -125,7 +96,7 @@ def test_dashboard_and_alerts_evaluate_against_live_metrics(
     prometheus_binaries: Binaries,
     settings: Settings,
     target: Target,
-    api_process: str,
+    api_process: ApiProcess,
     tmp_path: Path,
 ) -> None:
     checked = subprocess.run(
@@ -139,12 +110,12 @@ def test_dashboard_and_alerts_evaluate_against_live_metrics(
     target.responder = lambda request: reply_for(request.path.split("?")[0])
     worker_port = free_port()
     worker = start_worker(settings, tmp_path / "worker.log", METRICS_PORT=worker_port)
-    scrape = {"taskq-api": api_process, "taskq-worker": f"127.0.0.1:{worker_port}"}
+    scrape = {"taskq-api": api_process.address, "taskq-worker": f"127.0.0.1:{worker_port}"}
     try:
         with (
             running_prometheus(prometheus_binaries.prometheus, tmp_path, scrape, rules=ALERTS)
             as prometheus,
-            httpx.Client(base_url=f"http://{api_process}", timeout=10) as api,
+            httpx.Client(base_url=f"http://{api_process.address}", timeout=10) as api,
         ):  # fmt: skip
             payloads = send_traffic(api, target)
             expressions = [

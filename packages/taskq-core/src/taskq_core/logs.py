@@ -6,6 +6,7 @@ Context (task_id, message_id, task_type, attempt, ...) travels in loguru's
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
@@ -16,7 +17,7 @@ from loguru import logger
 from taskq_core.redaction import redact_headers
 
 if TYPE_CHECKING:
-    from loguru import Message
+    from loguru import Message, Record
 
     from taskq_core.settings import Settings
 
@@ -47,6 +48,31 @@ def _json_sink(stream: TextIO) -> Callable[[Message], None]:
     return write
 
 
+class LoguruHandler(logging.Handler):
+    """Hands standard-library log records (granian's, psycopg's) to loguru.
+
+    So a process writes one format only: with LOG_FORMAT=json even the server's
+    own "Started worker" lines are JSON objects.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+
+        def named(entry: Record) -> None:
+            entry["name"] = record.name  # the library's logger, not this module
+
+        logger.patch(named).opt(exception=record.exc_info).log(level, record.getMessage())
+
+
+def stdlib_logging_config() -> dict[str, object]:
+    """A logging.config.dictConfig fragment sending granian's two loggers to loguru."""
+    handler = {"()": f"{__name__}.LoguruHandler"}
+    return {"handlers": {"console": handler, "access": dict(handler)}}
+
+
 def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
     """Route loguru to `stream` (stderr) in the format and level `settings` ask for."""
     target = stream or sys.stderr
@@ -59,3 +85,5 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         logger.add(_json_sink(target), level=level, format="{message}")
     else:
         logger.add(target, level=level, format=_TEXT_FORMAT, colorize=target.isatty())
+    # Libraries' warnings (a psycopg pool losing connections) join the same stream.
+    logging.basicConfig(handlers=[LoguruHandler()], level=logging.WARNING, force=True)
