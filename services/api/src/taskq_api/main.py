@@ -23,6 +23,12 @@ def main() -> None:
     """Serve the API on HOST:PORT with API_WORKERS granian worker processes."""
     settings = load_settings_or_exit()
     configure_logging(settings)
+    if not settings.api_keys:
+        # The reference's behaviour, kept for compatibility; logged once per server.
+        logger.warning(
+            "API_KEYS is not set: every route is open to anyone who can reach the port "
+            "(see SECURITY.md)"
+        )
     metrics_dir = prepare_multiprocess_metrics() if settings.api_workers > 1 else None
     server = Server(
         APP_FACTORY,
