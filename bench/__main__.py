@@ -49,8 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=1,
-        help="run the fast-target burn-downs and bare loop N times, interleaved; report medians",
+        default=None,
+        help="run the fast-target burn-downs and bare loop N times, interleaved, and report "
+        "medians (default 3, or 1 with --quick)",
     )
     parser.add_argument(
         "--no-nginx", action="store_true", help="use the Python fast target even if nginx exists"
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             api_workers=args.api_workers,
             worker_available=worker_available,
             profile_dir=args.profile,
-            repeat=max(1, args.repeat),
+            repeat=max(1, args.repeat or (1 if args.quick else 3)),
         )
         for name in args.chosen:
             progress.step(f"scenario {name}")
