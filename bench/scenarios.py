@@ -178,6 +178,10 @@ def value_at_most(maximum: float) -> Check:
     return lambda value, _ratio: value <= maximum
 
 
+def ratio_at_most(maximum: float) -> Check:
+    return lambda _value, measured: measured is not None and measured <= maximum
+
+
 def ratio_between(low: float, high: float) -> Check:
     return lambda _value, measured: measured is not None and low <= measured <= high
 
@@ -612,10 +616,6 @@ def scenario_rate(ctx: Context) -> None:
             check=ratio_at_most(1.1),
         )
     ctx.counting.reset()
-
-
-def ratio_at_most(maximum: float) -> Check:
-    return lambda _value, measured: measured is not None and measured <= maximum
 
 
 # -- 6. fairness -------------------------------------------------------------------------------
