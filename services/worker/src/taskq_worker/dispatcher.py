@@ -31,12 +31,17 @@ class Dispatcher:
         self._closed = False
 
     def room_for(self, task_type: str) -> int:
-        """How many more messages of `task_type` may be buffered now."""
+        """How many more messages of `task_type` may be buffered now.
+
+        Zero until the type's buffer has drained to half its share: refilling
+        in large reads keeps database round trips per message low.
+        """
         with self._lock:
             if self._closed:
                 return 0
             share = math.ceil(self._buffer_size / self._active_types(including=task_type))
-            return max(0, share - len(self._waiting.get(task_type, ())))
+            waiting = len(self._waiting.get(task_type, ()))
+            return share - waiting if waiting <= share // 2 else 0
 
     def put(self, task_type: str, deliveries: list[Delivery]) -> None:
         with self._lock:
@@ -103,8 +108,11 @@ class Dispatcher:
             queue = self._waiting[task_type]
             if queue and self._running.get(task_type, 0) < cap:
                 self._running[task_type] = self._running.get(task_type, 0) + 1
-                self._room.notify()
-                return queue.popleft()
+                delivery = queue.popleft()
+                if len(queue) <= self._buffer_size // 2:
+                    # Below the refill mark: the fetcher may read this type again.
+                    self._room.notify()
+                return delivery
         return None
 
     def _demanding_types(self) -> int:

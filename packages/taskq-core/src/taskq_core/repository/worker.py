@@ -102,7 +102,9 @@ class WorkerRepository:
             for outcome in outcomes
             if isinstance(outcome, Succeeded | Dropped | Failed)
         ]
-        with self._connection() as conn, conn.transaction():
+        # Pipeline mode sends the statements without waiting for each reply:
+        # one round trip for the whole batch in the common (all success) case.
+        with self._connection() as conn, conn.pipeline(), conn.transaction():
             if succeeded:
                 conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
             if retrying:
