@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 import pytest
 
 from taskq_core.queries import QUERIES

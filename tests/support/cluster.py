@@ -8,11 +8,14 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from psycopg.conninfo import conninfo_to_dict
+
 
 def restart_blocker() -> str | None:
     """Why the test server cannot be restarted here, or None when it can."""
-    dsn = os.environ.get("TASKQ_TEST_DSN", "")
-    if "127.0.0.1:5432" not in dsn and "localhost:5432" not in dsn:
+    # Parsed, not matched as text: 127.0.0.1:54329 is another server.
+    params = conninfo_to_dict(os.environ.get("TASKQ_TEST_DSN", "port=0"))
+    if params.get("host") not in {"127.0.0.1", "localhost"} or str(params.get("port")) != "5432":
         return "restarting needs TASKQ_TEST_DSN to be the local cluster on port 5432"
     if shutil.which("pg_ctlcluster") is None:
         return "pg_ctlcluster is not installed"
