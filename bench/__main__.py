@@ -7,11 +7,13 @@ import os
 import platform
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psycopg
 from loguru import logger
 
 from bench.cluster import API_MODULE, WORKER_MODULE, Cluster
@@ -101,6 +103,39 @@ def scenario_database(ctx: Context, admin_dsn: str, template: str, name: str) ->
         yield
 
 
+def run_scenario(ctx: Context, name: str, admin_dsn: str, template: str) -> None:
+    """Run one scenario; once more if the server went away under it (a shared server restarts)."""
+    for attempt in (1, 2):
+        ctx.progress.step(
+            f"scenario {name}" + (" (again, after the server came back)" * (attempt - 1))
+        )
+        try:
+            with scenario_database(ctx, admin_dsn, template, name):
+                SCENARIOS[name](ctx)
+        except Exception as error:
+            ctx.progress.step(f"scenario {name} FAILED: {type(error).__name__}: {error}")
+            note = f"error: {type(error).__name__}: {error}"
+            ctx.record(name, "error", None, "", note=note)
+            print_logs(ctx.workdir)
+            lost_server = isinstance(error, psycopg.OperationalError)
+            if attempt == 1 and lost_server and wait_for_server(admin_dsn, timeout=90):
+                continue
+        return
+
+
+def wait_for_server(dsn: str, *, timeout: float) -> bool:
+    """Whether PostgreSQL answers again within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            server_version(dsn)
+        except psycopg.Error:
+            time.sleep(1)
+        else:
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logger.remove()  # the migrate step logs at INFO; the progress lines are enough here
@@ -146,14 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             repeat=max(1, args.repeat or (1 if args.quick else 3)),
         )
         for name in args.chosen:
-            progress.step(f"scenario {name}")
-            try:
-                with scenario_database(ctx, admin_dsn, template, name):
-                    SCENARIOS[name](ctx)
-            except Exception as error:
-                progress.step(f"scenario {name} FAILED: {type(error).__name__}: {error}")
-                ctx.record(name, "error", None, "", note=f"error: {type(error).__name__}: {error}")
-                print_logs(workdir)
+            run_scenario(ctx, name, admin_dsn, template)
         progress.step("done; stopping processes")
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"\n{command}\n{machine}; fast target: {fast.kind}\n")
