@@ -98,6 +98,8 @@ def test_database_restart_during_submission_answers_503_then_recovers_losing_not
         # Recovery by itself: no API restart, new batches are accepted again.
         wait_until(lambda: client.accepted_since(restarted) >= 20, timeout=30)
         assert httpx.get(f"{base_url}/health/ready", timeout=5).status_code == 200
+    # Started without API_KEYS: the server said so once, at start.
+    assert log.read_text().count("API_KEYS is not set") == 1
     answers = client.answers
     assert client.transport_errors == []
     assert {answer.status for answer in answers} <= {201, 503}

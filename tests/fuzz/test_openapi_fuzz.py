@@ -65,6 +65,7 @@ def api_base_url(
             MAX_BODY_SIZE="64KiB",
         ) as (base_url, _):
             yield base_url
+        assert "API_KEYS is not set" not in log.read_text()
     finally:
         drop_database(pg_admin_dsn, name)
 
