@@ -286,26 +286,32 @@ def _tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _postgres_cpu_seconds() -> float:
-    total = 0.0
+def _postgres_cpu_by_pid() -> dict[int, float]:
+    found = {}
     for process in psutil.process_iter(["name", "cpu_times"]):
         if process.info["name"] in {"postgres", "postmaster"} and process.info["cpu_times"]:
             times = process.info["cpu_times"]
-            total += times.user + times.system
-    return total
+            found[process.pid] = times.user + times.system
+    return found
+
+
+def _cpu_since(before: dict[int, float], now: dict[int, float]) -> float:
+    """CPU seconds used since `before` by the processes alive now (new ones count whole)."""
+    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in now.items())
 
 
 class CpuMeter:
     """CPU used by some process trees, by PostgreSQL and by the whole machine over an interval.
 
-    Backends that exit inside the interval are missed, so the PostgreSQL share is a floor.
+    Backends that exit inside the interval are missed, so the PostgreSQL share is a floor;
+    it counts every backend of the server, other clients' too.
     """
 
     def __init__(self, pids: list[int]) -> None:
         self._pids = pids
         self._wall = time.monotonic()
         self._trees = sum(_tree_cpu_seconds(pid) for pid in pids)
-        self._postgres = _postgres_cpu_seconds()
+        self._postgres = _postgres_cpu_by_pid()
         machine = psutil.cpu_times()
         self._machine_busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
 
@@ -317,6 +323,6 @@ class CpuMeter:
         return {
             "watched_cores": (sum(_tree_cpu_seconds(pid) for pid in self._pids) - self._trees)
             / wall,
-            "postgres_cores": (_postgres_cpu_seconds() - self._postgres) / wall,
+            "postgres_cores": _cpu_since(self._postgres, _postgres_cpu_by_pid()) / wall,
             "machine_cores": (busy - self._machine_busy) / wall,
         }
