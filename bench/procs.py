@@ -247,14 +247,10 @@ class RssSampler:
             self.peaks.pop(label, None)
 
     def _sample(self, pid: int) -> int:
-        try:
-            root = psutil.Process(pid)
-            total = int(root.memory_info().rss)
-            for child in root.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += int(child.memory_info().rss)
-        except psutil.Error:
-            return 0
+        total = 0
+        for process in process_tree(pid):
+            with contextlib.suppress(psutil.Error):
+                total += int(process.memory_info().rss)
         return total
 
     def _run(self) -> None:
@@ -272,14 +268,18 @@ class RssSampler:
         self._thread.join(2)
 
 
-def _tree_cpu_seconds(pid: int) -> float:
+def process_tree(pid: int) -> list[psutil.Process]:
+    """`pid` and all its descendants (granian forks its workers); empty once it is gone."""
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return []
+
+
+def _tree_cpu_seconds(pid: int) -> float:
     total = 0.0
-    for process in processes:
+    for process in process_tree(pid):
         with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
             total += times.user + times.system
