@@ -79,7 +79,10 @@ class TaskTypeRoute:
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
-    """Tokens granted from a type's shared bucket; when none, how long until one exists."""
+    """Tokens reserved from a type's shared bucket and the seconds until they may be used.
+
+    With nothing granted, `wait_seconds` is how long until a reservation can succeed.
+    """
 
     granted: int
     wait_seconds: float

@@ -35,6 +35,7 @@ class _Schedule:
     next_at: float = 0.0
     idle_delay: float = 0.0
     waiting_for_tokens: bool = False
+    reserved: int = 0  # tokens already taken, usable from next_at on
 
 
 class Fetcher:
@@ -127,13 +128,21 @@ class Fetcher:
         """How many messages of `route` may be read now under its global rate limit."""
         if route.max_rps is None:
             return wanted
+        if schedule.reserved:
+            # Tokens reserved earlier are due now; what does not fit is dropped:
+            # using a token late could bunch sends together.
+            allowed, schedule.reserved = min(schedule.reserved, wanted), 0
+            schedule.waiting_for_tokens = False
+            return allowed
         grant = self._repository.take_tokens(route.task_type, wanted)
         if grant is None:  # the limit was removed since the routes were read
             return wanted
-        schedule.waiting_for_tokens = grant.granted == 0
-        if grant.granted == 0:
+        schedule.waiting_for_tokens = grant.granted == 0 or grant.wait_seconds > 0
+        if schedule.waiting_for_tokens:
+            schedule.reserved = grant.granted
             schedule.next_at = now + max(grant.wait_seconds, 0.001)
             self._metrics.rate_limited(route.task_type, grant.wait_seconds)
+            return 0
         return grant.granted
 
     def _apply_wakeups(self) -> None:

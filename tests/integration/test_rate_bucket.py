@@ -1,0 +1,68 @@
+"""The shared token bucket in PostgreSQL: reservations, waits and the global bound."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from taskq_core.queries import QUERIES
+from taskq_core.repository.worker import WorkerRepository
+from tests.support.databases import DLQ
+
+
+@pytest.fixture
+def repository(db_dsn: str) -> WorkerRepository:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(QUERIES["register_task_type"], {"task_type": "t", "queue": "tq_t"})
+        conn.execute(QUERIES["configure_rate"], {"task_type": "t", "max_rps": 100.0})
+    pool = ConnectionPool(db_dsn, min_size=1, max_size=2, open=True)
+    return WorkerRepository(pool, dlq_queue_name=DLQ)
+
+
+def test_unlimited_type_has_no_bucket(repository: WorkerRepository) -> None:
+    assert repository.take_tokens("unknown", 10) is None
+
+
+def test_grants_are_at_most_a_burst_and_reservations_wait_their_turn(
+    repository: WorkerRepository,
+) -> None:
+    first = repository.take_tokens("t", 10)
+    assert first is not None
+    # 100 rps: a burst is 5% of a second's tokens, and the bucket starts full.
+    assert (first.granted, first.wait_seconds) == (5, 0.0)
+    waits = []
+    for _ in range(10):
+        grant = repository.take_tokens("t", 10)
+        assert grant is not None
+        assert grant.granted == 5
+        waits.append(grant.wait_seconds)
+    # Each reservation is usable 50 ms after the previous one.
+    assert waits == sorted(waits)
+    assert waits[0] == pytest.approx(0.05, abs=0.01)
+    assert waits[-1] == pytest.approx(0.5, abs=0.02)
+    # Half a second is reserved: the next caller gets at most what refilled
+    # meanwhile (a few ms' worth) and never a slot beyond the horizon.
+    after = repository.take_tokens("t", 10)
+    assert after is not None
+    assert after.granted <= 2
+    assert after.wait_seconds <= 0.52
+
+
+def test_granted_tokens_never_exceed_the_rate(repository: WorkerRepository) -> None:
+    """Tokens usable by time t never exceed the burst plus rate x elapsed time."""
+    start = time.monotonic()
+    usable_at: list[float] = []
+    while time.monotonic() - start < 1.0:
+        grant = repository.take_tokens("t", 3)
+        assert grant is not None
+        now = time.monotonic() - start
+        usable_at += [now + grant.wait_seconds] * grant.granted
+        if grant.granted == 0:
+            time.sleep(grant.wait_seconds)
+    for moment in sorted(usable_at):
+        used_by_then = sum(1 for other in usable_at if other <= moment)
+        assert used_by_then <= 5 + 100 * moment + 1
+    assert len(usable_at) >= 90
