@@ -50,7 +50,7 @@ def test_grants_are_at_most_a_burst_and_reservations_wait_their_turn(
     # meanwhile (a few ms' worth) and never a slot beyond the horizon.
     after = repository.take_tokens("t", 10)
     assert after is not None
-    assert after.granted <= 2
+    assert after.granted <= 1 + 100 * (time.monotonic() - started)
     assert after.wait_seconds <= 0.52
 
 
