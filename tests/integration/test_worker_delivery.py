@@ -212,3 +212,15 @@ def test_connection_refused_is_retryable(settings: Settings) -> None:
     assert row["status"] == "failed"
     assert row["attempt"] == 1
     assert row["error"].startswith("connection error")
+
+
+def test_a_call_longer_than_the_visibility_timeout_is_not_delivered_twice(
+    settings: Settings, target: Target
+) -> None:
+    target.responder = lambda _request: Reply(delay=2.5)
+    with api_client(settings) as client, running_worker(settings, visibility_timeout=1.0):
+        task_id = submit(client, {"url": target.url, "timeout": 5000, "payloads": [{"data": 1}]})
+        wait_until(lambda: all_final(settings.postgres_dsn, task_id, 1), timeout=15)
+    [row] = statuses(settings.postgres_dsn, task_id)
+    assert row["status"] == "success"
+    assert target.count() == 1

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from taskq_core.deliveries import TaskTypeRoute
+from taskq_core.deliveries import Delivery, TaskTypeRoute
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.dispatcher import Dispatcher
@@ -26,6 +26,7 @@ ROUTES_REFRESH_SECONDS = 1.0  # a changed max_rps or a new type is seen within t
 IDLE_FIRST_POLL = 0.01
 IDLE_LAST_POLL = 1.0  # NOTIFY wakes us sooner; polling only catches retries coming due
 DATABASE_RETRY_MAX = 5.0
+LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ class Fetcher:
         dispatcher: Dispatcher,
         *,
         visibility_timeout: float,
+        call_timeout: float,
         wakeups: Wakeups,
         health: DatabaseHealth,
         metrics: WorkerMetrics,
@@ -54,6 +56,7 @@ class Fetcher:
         self._repository = repository
         self._dispatcher = dispatcher
         self._visibility_timeout = visibility_timeout
+        self._call_timeout = call_timeout
         self._wakeups = wakeups
         self._health = health
         self._metrics = metrics
@@ -112,6 +115,7 @@ class Fetcher:
                 continue
             deliveries = self._repository.read(route, allowed, self._visibility_timeout)
             if deliveries:
+                self._keep_long_calls_hidden(deliveries)
                 self._dispatcher.put(route.task_type, deliveries)
                 self._metrics.fetched(route.task_type, len(deliveries))
                 schedule.idle_delay = 0.0
@@ -123,6 +127,29 @@ class Fetcher:
                 )
                 schedule.next_at = now + schedule.idle_delay
         return read_any, out_of_room
+
+    def _keep_long_calls_hidden(self, deliveries: list[Delivery]) -> None:
+        """Hide messages whose call may outlast VISIBILITY_TIMEOUT for as long as it may take.
+
+        Otherwise a message would reappear while its call is still running and
+        be delivered twice. A call takes at most twice its timeout (connect and
+        read, then the body budget), plus the time it may wait for a thread.
+        """
+        long_calls = []
+        for delivery in deliveries:
+            call = delivery.call
+            timeout = (
+                self._call_timeout
+                if call is None or call.timeout_ms is None
+                else (call.timeout_ms / 1000)
+            )
+            longest = 2 * timeout + LONG_CALL_MARGIN
+            if longest > self._visibility_timeout:
+                long_calls.append((delivery, longest))
+        if long_calls:
+            self._repository.hide_for(
+                [delivery for delivery, _ in long_calls], [seconds for _, seconds in long_calls]
+            )
 
     def _allowed(self, route: TaskTypeRoute, wanted: int, schedule: _Schedule, now: float) -> int:
         """How many messages of `route` may be read now under its global rate limit."""

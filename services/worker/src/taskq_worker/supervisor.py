@@ -87,6 +87,7 @@ class Supervisor:
             self.repository,
             self.dispatcher,
             visibility_timeout=settings.visibility_timeout,
+            call_timeout=settings.timeout,
             wakeups=self._wakeups,
             health=self.health,
             metrics=self.metrics,

@@ -86,6 +86,19 @@ class WorkerRepository:
             for row in rows
         ]
 
+    def hide_for(self, deliveries: Sequence[Delivery], seconds: Sequence[float]) -> None:
+        """Keep each message invisible for its own number of seconds from now."""
+        with self._connection() as conn, conn.transaction():
+            for queue, pairs in _pairs_by_queue(zip(deliveries, seconds, strict=True)).items():
+                conn.execute(
+                    QUERIES["delay_messages"],
+                    {
+                        "queue": queue,
+                        "message_ids": [message_id for message_id, _ in pairs],
+                        "delays": [delay for _, delay in pairs],
+                    },
+                )
+
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Make messages visible again at once (read but never started)."""
         with self._connection() as conn, conn.transaction():
@@ -109,7 +122,8 @@ class WorkerRepository:
                 conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
             if retrying:
                 conn.execute(QUERIES["mark_retrying"], _retry_params(retrying))
-                for queue, pairs in _delays_by_queue(retrying).items():
+                delays = ((outcome.delivery, outcome.delay) for outcome in retrying)
+                for queue, pairs in _pairs_by_queue(delays).items():
                     conn.execute(
                         QUERIES["delay_messages"],
                         {
@@ -178,10 +192,13 @@ def _ids_by_queue(deliveries: Iterable[Delivery]) -> dict[str, list[int]]:
     return grouped
 
 
-def _delays_by_queue(retrying: Iterable[RetryLater]) -> dict[str, list[tuple[int, float]]]:
+def _pairs_by_queue(
+    delays: Iterable[tuple[Delivery, float]],
+) -> dict[str, list[tuple[int, float]]]:
+    """(message id, seconds) pairs grouped by the queue the message is in."""
     grouped: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for outcome in retrying:
-        grouped[outcome.delivery.queue_name].append((outcome.delivery.message_id, outcome.delay))
+    for delivery, delay in delays:
+        grouped[delivery.queue_name].append((delivery.message_id, delay))
     return grouped
 
 
