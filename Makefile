@@ -11,7 +11,7 @@ STAMP := $(VENV)/.taskq-installed
 MEMBERS := packages/taskq-core services/api services/worker
 MEMBER_FILES := $(foreach member,$(MEMBERS),$(member)/pyproject.toml)
 
-.PHONY: help lock install run run-api run-worker migrate test test-fast lint format openapi bench bench-quick soak fuzz clean
+.PHONY: help lock install run run-api run-worker migrate test lint format openapi bench bench-quick soak fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
