@@ -28,6 +28,9 @@ class Delivery:
     call: QueuedCall | None
     attempt: int
     status: TaskStatus
+    # time.monotonic() at which the queue shows the message again unless it is
+    # finished first: a call that could run past it must not start.
+    hidden_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ rate-limited backlog is never read just to be put back (design decision 3).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -115,7 +116,7 @@ class Fetcher:
                 continue
             deliveries = self._repository.read(route, allowed, self._visibility_timeout)
             if deliveries:
-                self._keep_long_calls_hidden(deliveries)
+                deliveries = self._keep_long_calls_hidden(deliveries)
                 self._dispatcher.put(route.task_type, deliveries)
                 self._metrics.fetched(route.task_type, len(deliveries))
                 schedule.idle_delay = 0.0
@@ -128,7 +129,7 @@ class Fetcher:
                 schedule.next_at = now + schedule.idle_delay
         return read_any, out_of_room
 
-    def _keep_long_calls_hidden(self, deliveries: list[Delivery]) -> None:
+    def _keep_long_calls_hidden(self, deliveries: list[Delivery]) -> list[Delivery]:
         """Hide messages whose call may outlast VISIBILITY_TIMEOUT for as long as it may take.
 
         Otherwise a message would reappear while its call is still running and
@@ -146,10 +147,17 @@ class Fetcher:
             longest = 2 * timeout + LONG_CALL_MARGIN
             if longest > self._visibility_timeout:
                 long_calls.append((delivery, longest))
-        if long_calls:
-            self._repository.hide_for(
-                [delivery for delivery, _ in long_calls], [seconds for _, seconds in long_calls]
-            )
+        if not long_calls:
+            return deliveries
+        self._repository.hide_for(
+            [delivery for delivery, _ in long_calls], [seconds for _, seconds in long_calls]
+        )
+        now = self._clock()
+        extended = {
+            delivery.message_id: dataclasses.replace(delivery, hidden_until=now + seconds)
+            for delivery, seconds in long_calls
+        }
+        return [extended.get(delivery.message_id, delivery) for delivery in deliveries]
 
     def _allowed(self, route: TaskTypeRoute, wanted: int, schedule: _Schedule, now: float) -> int:
         """How many messages of `route` may be read now under its global rate limit."""

@@ -20,7 +20,8 @@ class WorkerMetrics:
         self.deliveries = Counter(
             "taskq_worker_deliveries",
             "Messages handled, by task type and outcome (success; retry; failed: moved to the "
-            "DLQ; dropped: a duplicate of an already final message).",
+            "DLQ; dropped: a duplicate of an already final message; expired: waited too "
+            "long for a thread and left to reappear uncalled).",
             ["task_type", "outcome"],
             registry=self.registry,
         )
@@ -104,6 +105,10 @@ class WorkerMetrics:
     def rate_limited(self, task_type: str, wait_seconds: float) -> None:
         self.rate_limit_hits.labels(task_type).inc()
         self.rate_limit_wait.labels(task_type).inc(max(wait_seconds, 0.0))
+
+    def expired(self, task_type: str) -> None:
+        """A buffered message left uncalled because it waited past its safe start."""
+        self.deliveries.labels(task_type, "expired").inc()
 
     def observe(self, outcome: Outcome) -> None:
         task_type = outcome.delivery.task_type

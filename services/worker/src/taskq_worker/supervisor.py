@@ -38,6 +38,7 @@ from taskq_worker.wakeups import Wakeups
 
 TAKE_TIMEOUT = 0.2
 UNEXPECTED_ERROR_DELAY = 5.0
+STALE_MARGIN = 1.0  # seconds kept between a call's latest end and its message reappearing
 
 
 def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
@@ -177,6 +178,13 @@ class Supervisor:
                 if self._draining.is_set():
                     return
                 continue
+            if self._could_outlast_its_hiding(delivery):
+                # It waited too long for a thread: the queue may show it again
+                # while the call runs, and it would be delivered twice. Leave it;
+                # it reappears when its visibility timeout ends.
+                self.dispatcher.done(delivery.task_type)
+                self.metrics.expired(delivery.task_type)
+                continue
             try:
                 outcome = self._deliver(delivery, rng)
             finally:
@@ -184,6 +192,14 @@ class Supervisor:
             self._recorder.submit(outcome)
             self.metrics.observe(outcome)
             log_outcome(outcome)  # returns at once for a success
+
+    def _could_outlast_its_hiding(self, delivery: Delivery) -> bool:
+        call = delivery.call
+        if call is None:
+            return False
+        timeout = self._defaults.timeout if call.timeout_ms is None else call.timeout_ms / 1000
+        # A call lasts at most twice its timeout (answer, then the body budget).
+        return time.monotonic() + 2 * timeout + STALE_MARGIN > delivery.hidden_until
 
     def _deliver(self, delivery: Delivery, rng: random.Random) -> Outcome:
         try:

@@ -8,6 +8,7 @@ move a message backwards.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,14 +66,12 @@ class WorkerRepository:
     def read(
         self, route: TaskTypeRoute, quantity: int, visibility_timeout: float
     ) -> list[Delivery]:
-        params = {
-            "queue": route.queue_name,
-            "vt": max(1, round(visibility_timeout)),
-            "qty": quantity,
-        }
+        hidden_for = max(1, round(visibility_timeout))
+        params = {"queue": route.queue_name, "vt": hidden_for, "qty": quantity}
         with self._connection() as conn:
             cursor = conn.cursor(row_factory=class_row(_MessageRow))
             rows = cursor.execute(QUERIES["read_messages"], params).fetchall()
+        hidden_until = time.monotonic() + hidden_for
         return [
             Delivery(
                 queue_name=route.queue_name,
@@ -82,6 +81,7 @@ class WorkerRepository:
                 call=_decode(row.message),
                 attempt=row.attempt,
                 status=TaskStatus(row.status),
+                hidden_until=hidden_until,
             )
             for row in rows
         ]
