@@ -1,0 +1,46 @@
+"""Many API processes meeting a new task type at the same moment: every batch is accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from taskq_core.models import QueuedCall
+from taskq_core.repository.api import ApiRepository, create_pool
+from taskq_core.settings import Settings
+from tests.support.databases import DLQ
+
+
+async def race(settings: Settings, task_type: str, submitters: int) -> list[object]:
+    pool = create_pool(settings)
+    await pool.open()
+    try:
+        # One repository per submitter: separate API processes, no shared cache.
+        repositories = [ApiRepository(pool, dlq_queue_name=DLQ) for _ in range(submitters)]
+
+        async def submit(repository: ApiRepository) -> list[int]:
+            task_id = uuid.uuid4()
+            call = QueuedCall(
+                task_id=str(task_id),
+                payload_id=0,
+                task_type=task_type,
+                url="http://127.0.0.1:9/",
+                method="POST",
+                data=1,
+            )
+            return await repository.submit(
+                task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
+            )
+
+        jobs = [submit(repository) for repository in repositories]
+        jobs.append(repositories[0].configure_task_type(task_type, 5.0))  # type: ignore[arg-type]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+    finally:
+        await pool.close()
+
+
+def test_concurrent_first_submissions_of_a_new_type_all_succeed(settings: Settings) -> None:
+    for attempt in range(3):
+        results = asyncio.run(race(settings, f"brand-new-{attempt}", submitters=6))
+        errors = [result for result in results if isinstance(result, BaseException)]
+        assert errors == []
