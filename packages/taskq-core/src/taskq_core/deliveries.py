@@ -59,6 +59,7 @@ class Failed:
     error: str
     http_status: int | None
     duration_ms: float
+    exhausted: bool = False  # retries ran out, rather than a permanent failure
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,7 @@ def _failed_attempt(
     if delivery.attempt >= policy.max_retries:
         attempts = delivery.attempt + 1
         error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
-        return Failed(delivery, error, http_status, duration_ms)
+        return Failed(delivery, error, http_status, duration_ms, exhausted=True)
     delay = next_delay(delivery.attempt + 1, policy, retry_after=retry_after, rng=rng)
     return RetryLater(delivery, reason, http_status, duration_ms, delay)
 

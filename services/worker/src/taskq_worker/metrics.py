@@ -124,7 +124,8 @@ class WorkerMetrics:
                 # Every failed message goes to the DLQ: `failed` counts calls,
                 # taskq_worker_dead_lettered_total says why the message was parked.
                 self.deliveries.labels(task_type, "failed").inc()
-                self.dead_lettered.labels(task_type, dead_letter_reason(outcome)).inc()
+                reason = "exhausted" if outcome.exhausted else "permanent"
+                self.dead_lettered.labels(task_type, reason).inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
                 self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
             case Dropped():
@@ -133,8 +134,3 @@ class WorkerMetrics:
     def _call(self, task_type: str, http_status: int | None, duration_ms: float) -> None:
         status_class = f"{http_status // 100}xx" if http_status else "error"
         self.call_duration.labels(task_type, status_class).observe(duration_ms / 1000.0)
-
-
-def dead_letter_reason(outcome: Failed) -> str:
-    """`exhausted` when retries ran out (delivery.py says "gave up after"), else `permanent`."""
-    return "exhausted" if "gave up after" in outcome.error else "permanent"

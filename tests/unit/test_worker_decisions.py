@@ -1,13 +1,16 @@
-"""A buffered message whose call could still be running when the queue shows it again is skipped."""
+"""Worker decisions outside the HTTP call: stale buffered messages, dead-letter reasons."""
 
 from __future__ import annotations
 
 import time
 
-from taskq_core.deliveries import Delivery
+from prometheus_client import generate_latest
+
+from taskq_core.deliveries import Delivery, Failed
 from taskq_core.models import QueuedCall
 from taskq_core.settings import Settings
 from taskq_core.status import TaskStatus
+from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.supervisor import Supervisor
 
 
@@ -36,3 +39,15 @@ def test_calls_that_could_outlast_their_hiding_are_skipped() -> None:
     supervisor = Supervisor(Settings(postgres_dsn="postgresql://127.0.0.1:9/none", timeout=5.0))
     assert supervisor._could_outlast_its_hiding(delivery(timeout_ms=None, hidden_for=10.5))
     assert supervisor._could_outlast_its_hiding(delivery(timeout_ms=1000, hidden_for=2.5))
+
+
+def test_dead_lettered_reason_comes_from_the_outcome_not_its_wording() -> None:
+    metrics = WorkerMetrics()
+    message = delivery(timeout_ms=None, hidden_for=30)
+    metrics.observe(
+        Failed(message, "HTTP 503 (gave up after 4 attempts)", 503, 1.0, exhausted=True)
+    )
+    metrics.observe(Failed(message, "HTTP 404", 404, 1.0))
+    text = generate_latest(metrics.registry).decode()
+    assert 'taskq_worker_dead_lettered_total{reason="exhausted",task_type="x"} 1.0' in text
+    assert 'taskq_worker_dead_lettered_total{reason="permanent",task_type="x"} 1.0' in text
