@@ -181,5 +181,11 @@ def test_database_restart_mid_run_loses_nothing(
     assert {row["status"] for row in statuses(settings.postgres_dsn, task_id)} == {"success"}
     keys = {request.headers["idempotency-key"] for request in target.requests_snapshot()}
     assert len(keys) == total
-    outage_lines = [line for line in log.read_text().splitlines() if "database unavailable" in line]
-    assert 1 <= len(outage_lines) <= 3, "the outage should be logged once per state change"
+    lines = log.read_text().splitlines()
+    downs = sum("database unavailable" in line for line in lines)
+    ups = sum("database reachable again" in line for line in lines)
+    # Logged per state change, not per retry: every "unavailable" is answered by
+    # a "reachable again" (a restart may flap down and up a few times).
+    assert downs >= 1
+    assert downs == ups, "each outage line should be a change of state, matched by a recovery"
+    assert downs <= 6
