@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from taskq_core.settings import Settings
-from tests.integration.test_worker_delivery import all_final, submit
 from tests.support.api import api_client
 from tests.support.processes import free_port, start_worker, stop
 from tests.support.target import Reply, Target, wait_until
+from tests.support.worker import all_final, submit, submit_many
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,7 @@ def test_worker_exports_delivery_and_queue_metrics(
     port = free_port()
     with api_client(settings) as client:
         client.post("/task-types", json={"task_type": "backlog", "max_rps": 1})
-        submit(
-            client,
-            {
-                "task_type": "backlog",
-                "url": target.url,
-                "payloads": [{"data": n} for n in range(50)],
-            },
-        )
+        submit_many(client, "backlog", target.url, 50)
         done = submit(
             client,
             {"task_type": "quick", "url": target.url, "payloads": [{"data": n} for n in range(5)]},

@@ -14,12 +14,11 @@ import pytest
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
-from tests.integration.test_worker_delivery import all_final, submit
 from tests.support.api import api_client
 from tests.support.cluster import restart_blocker, restart_cluster
 from tests.support.processes import start_worker, stop
 from tests.support.target import Reply, Target, wait_until
-from tests.support.worker import running_worker, statuses
+from tests.support.worker import all_final, running_worker, statuses, submit, submit_many
 
 pytestmark = pytest.mark.e2e
 
@@ -120,14 +119,7 @@ def test_sigkill_during_2000_deliveries_loses_nothing_and_never_goes_back(
     total = 2000
     target.responder = lambda _request: Reply(delay=0.005)
     with api_client(settings) as client:
-        task_id = submit(
-            client,
-            {
-                "task_type": "killed",
-                "url": target.url,
-                "payloads": [{"data": n} for n in range(total)],
-            },
-        )
+        task_id = submit_many(client, "killed", target.url, total)
     with StatusWatcher(settings.postgres_dsn, task_id) as watcher:
         worker = start_worker(
             settings,
@@ -161,14 +153,7 @@ def test_database_restart_mid_run_loses_nothing(
     total = 300
     target.responder = lambda _request: Reply(delay=0.02)
     with api_client(settings) as client:
-        task_id = submit(
-            client,
-            {
-                "task_type": "restart",
-                "url": target.url,
-                "payloads": [{"data": n} for n in range(total)],
-            },
-        )
+        task_id = submit_many(client, "restart", target.url, total)
     log = tmp_path / "worker.log"
     worker = start_worker(settings, log, MAX_WORKERS=4)
     try:

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
-from litestar.testing import TestClient
-
 from taskq_core.settings import Settings
 from tests.support.api import api_client
 from tests.support.target import Received, Reply, Target, wait_until
-from tests.support.worker import running_worker, statuses
-
-
-def submit(client: TestClient[Litestar], body: dict[str, object]) -> str:
-    response = client.post("/tasks", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["task_id"])
-
-
-def all_final(dsn: str, task_id: str, expected: int) -> bool:
-    rows = statuses(dsn, task_id)
-    return len(rows) == expected and all(row["status"] != "pending" for row in rows)
+from tests.support.worker import all_final, running_worker, statuses, submit
 
 
 def test_success_path_delivers_every_payload_with_headers(

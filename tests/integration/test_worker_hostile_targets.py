@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 from taskq_core.settings import Settings
-from tests.integration.test_worker_delivery import all_final, submit
 from tests.support.api import api_client
 from tests.support.hostile import RawTarget
 from tests.support.target import Received, Reply, Target, wait_until
-from tests.support.worker import running_worker, statuses
+from tests.support.worker import all_final, running_worker, statuses, submit, submit_many
 
 
 def test_resets_and_garbage_are_retried_then_failed_while_others_flow(
@@ -32,14 +31,7 @@ def test_resets_and_garbage_are_retried_then_failed_while_others_flow(
                 )
                 for name, hostile in (("reset", resetting), ("garbage", garbage))
             ]
-            good = submit(
-                client,
-                {
-                    "task_type": "fine",
-                    "url": target.url,
-                    "payloads": [{"data": n} for n in range(20)],
-                },
-            )
+            good = submit_many(client, "fine", target.url, 20)
             wait_until(lambda: all_final(settings.postgres_dsn, good, 20), timeout=15)
             for task_id in bad:
                 wait_until(lambda t=task_id: all_final(settings.postgres_dsn, t, 3), timeout=15)

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from taskq_core.settings import Settings
-from tests.integration.test_worker_delivery import all_final, submit
 from tests.support.api import api_client
 from tests.support.processes import start_worker, stop
 from tests.support.target import Received, Reply, Target, wait_until
-from tests.support.worker import running_worker
+from tests.support.worker import all_final, running_worker, submit, submit_many
 
 
 def busiest_second(times: list[float]) -> int:
@@ -34,14 +33,7 @@ def test_max_rps_holds_for_the_sum_of_two_worker_processes(
     with api_client(settings) as client:
         response = client.post("/task-types", json={"task_type": "limited", "max_rps": max_rps})
         assert response.status_code in (200, 201), response.text
-        task_id = submit(
-            client,
-            {
-                "task_type": "limited",
-                "url": target.url,
-                "payloads": [{"data": n} for n in range(total)],
-            },
-        )
+        task_id = submit_many(client, "limited", target.url, total)
     workers = [start_worker(settings, tmp_path / f"worker{n}.log", MAX_WORKERS=8) for n in range(2)]
     try:
         wait_until(lambda: all_final(settings.postgres_dsn, task_id, total), timeout=30)
@@ -77,23 +69,9 @@ def test_a_rate_limited_backlog_does_not_slow_another_type(
 ) -> None:
     with api_client(settings) as client, running_worker(settings, max_workers=4):
         client.post("/task-types", json={"task_type": "trickle", "max_rps": 1})
-        submit(
-            client,
-            {
-                "task_type": "trickle",
-                "url": f"{target.url}/trickle",
-                "payloads": [{"data": n} for n in range(2000)],
-            },
-        )
+        submit_many(client, "trickle", f"{target.url}/trickle", 2000)
         started = time.monotonic()
-        fast = submit(
-            client,
-            {
-                "task_type": "fast",
-                "url": f"{target.url}/fast",
-                "payloads": [{"data": n} for n in range(300)],
-            },
-        )
+        fast = submit_many(client, "fast", f"{target.url}/fast", 300)
         wait_until(lambda: all_final(settings.postgres_dsn, fast, 300), timeout=20)
         elapsed = time.monotonic() - started
     trickled = [r for r in target.requests_snapshot() if r.path == "/trickle"]
@@ -110,24 +88,10 @@ def test_a_slow_target_does_not_starve_a_fast_one(settings: Settings, target: Ta
         api_client(settings) as client,
         running_worker(settings, max_workers=4, shutdown_grace_period=0.5, timeout=5.0),
     ):
-        submit(
-            client,
-            {
-                "task_type": "slow",
-                "url": f"{target.url}/slow",
-                "payloads": [{"data": n} for n in range(40)],
-            },
-        )
+        submit_many(client, "slow", f"{target.url}/slow", 40)
         wait_until(lambda: target.count() >= 4, timeout=5)
         started = time.monotonic()
-        fast = submit(
-            client,
-            {
-                "task_type": "fast",
-                "url": f"{target.url}/fast",
-                "payloads": [{"data": n} for n in range(50)],
-            },
-        )
+        fast = submit_many(client, "fast", f"{target.url}/fast", 50)
         wait_until(lambda: all_final(settings.postgres_dsn, fast, 50), timeout=20)
         elapsed = time.monotonic() - started
     # All four threads held slow calls; as each finished, the fast type got its
