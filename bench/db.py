@@ -85,6 +85,11 @@ class Database:
         rows = self.conn.execute(QUERIES["bench_status_counts"], {"task_type": task_type})
         return {str(status): int(n) for status, n in rows.fetchall()}
 
+    def delivery_rate(self, task_type: str) -> float | None:
+        """Outcomes/s of `task_type` between its first and last recorded outcome."""
+        row = self.conn.execute(QUERIES["bench_delivery_rate"], {"task_type": task_type}).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def done(self, task_type: str) -> int:
         """Messages of `task_type` in a final status (success or failed)."""
         counts = self.status_counts(task_type)

@@ -33,8 +33,8 @@ def test_a_slow_type_cannot_hold_every_thread() -> None:
     assert all(d is not None and d.task_type == "slow" for d in running)
     # All four threads are busy with the slow type; a fast type arrives.
     dispatcher.put("fast", [delivery("fast", n) for n in range(5)])
-    dispatcher.done("slow")
-    dispatcher.done("slow")
+    dispatcher.done(running[0])  # type: ignore[arg-type]
+    dispatcher.done(running[1])  # type: ignore[arg-type]
     # With two types demanding, each may hold at most half the threads.
     nxt = [dispatcher.take(0.01), dispatcher.take(0.01)]
     assert [d.task_type for d in nxt if d] == ["fast", "fast"]

@@ -46,6 +46,8 @@ class Settings:
     max_payloads: int = 10_000
     max_body_size: int = 10 * 1024 * 1024
     db_pool_size: int = 10
+    # Worker: let the concurrency tuner pick how many of MAX_WORKERS call at once.
+    adaptive_concurrency: bool = True
     # Security (SECURITY.md): API keys, metrics exposure, outbound (egress) policy.
     api_keys: tuple[str, ...] = ()
     metrics_public: bool = False
@@ -200,6 +202,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_payloads": _positive_int,
     "max_body_size": _byte_size,
     "db_pool_size": _positive_int,
+    "adaptive_concurrency": _boolean,
     "api_keys": _api_keys,
     "metrics_public": _boolean,
     "egress_block_private": _boolean,

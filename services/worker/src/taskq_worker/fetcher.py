@@ -113,8 +113,12 @@ class Fetcher:
                 continue
             allowed = self._allowed(route, room, schedule, now)
             if allowed == 0:
+                self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
             deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+            # A read that filled the room means a backlog: how fast it drains
+            # depends on the executors, which is what the concurrency tuner measures.
+            self._dispatcher.read_done(route.task_type, backlogged=len(deliveries) == room)
             if deliveries:
                 deliveries = self._keep_long_calls_hidden(deliveries)
                 self._dispatcher.put(route.task_type, deliveries)

@@ -79,6 +79,11 @@ class WorkerMetrics:
             "Executor threads (MAX_WORKERS).",
             registry=self.registry,
         )
+        self.concurrency_limit = Gauge(
+            "taskq_worker_concurrency_limit",
+            "Calls of fast task types allowed at once, as the concurrency tuner set it.",
+            registry=self.registry,
+        )
         self.database_up = Gauge(
             "taskq_worker_database_up",
             "1 when the worker's last database call succeeded.",
@@ -90,12 +95,14 @@ class WorkerMetrics:
         *,
         in_flight: Callable[[], float],
         buffered: Callable[[], float],
+        concurrency_limit: Callable[[], float],
         database_up: Callable[[], float],
         threads: int,
     ) -> None:
         """Gauges read at scrape time, so the hot path pays nothing for them."""
         self.in_flight.set_function(in_flight)
         self.buffered.set_function(buffered)
+        self.concurrency_limit.set_function(concurrency_limit)
         self.database_up.set_function(database_up)
         self.threads.set(threads)
 

@@ -24,6 +24,7 @@ from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.worker import WorkerRepository
 from taskq_core.settings import Settings
+from taskq_worker.concurrency import ConcurrencyTuner
 from taskq_worker.delivery import CallDefaults, deliver
 from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.fetcher import Fetcher
@@ -80,7 +81,9 @@ class Supervisor:
         )
         self.repository = WorkerRepository(self._pool, dlq_queue_name=settings.dlq_queue_name)
         self.dispatcher = Dispatcher(
-            threads=settings.max_workers, buffer_size=settings.max_queue_buffer
+            threads=settings.max_workers,
+            buffer_size=settings.max_queue_buffer,
+            tuner=ConcurrencyTuner(settings.max_workers) if settings.adaptive_concurrency else None,
         )
         self._wakeups = Wakeups()
         self._recorder = Recorder(self.repository, self.health)
@@ -108,6 +111,7 @@ class Supervisor:
         self.metrics.watch(
             in_flight=self.dispatcher.in_flight,
             buffered=self.dispatcher.buffered,
+            concurrency_limit=self.dispatcher.limit,
             database_up=lambda: 1.0 if self.health.up else 0.0,
             threads=settings.max_workers,
         )
@@ -172,8 +176,10 @@ class Supervisor:
 
     def _execute(self) -> None:
         rng = random.Random()
+        finished: Delivery | None = None  # the message just called, its slot not yet freed
         while True:
-            delivery = self.dispatcher.take(TAKE_TIMEOUT)
+            delivery = self.dispatcher.take(TAKE_TIMEOUT, finished=finished)
+            finished = None
             if delivery is None:
                 if self._draining.is_set():
                     return
@@ -182,13 +188,11 @@ class Supervisor:
                 # It waited too long for a thread: the queue may show it again
                 # while the call runs, and it would be delivered twice. Leave it;
                 # it reappears when its visibility timeout ends.
-                self.dispatcher.done(delivery.task_type)
+                self.dispatcher.done(delivery)
                 self.metrics.expired(delivery.task_type)
                 continue
-            try:
-                outcome = self._deliver(delivery, rng)
-            finally:
-                self.dispatcher.done(delivery.task_type)
+            outcome = self._deliver(delivery, rng)
+            finished = delivery
             self._recorder.submit(outcome)
             self.metrics.observe(outcome)
             log_outcome(outcome)  # returns at once for a success

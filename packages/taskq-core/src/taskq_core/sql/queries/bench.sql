@@ -42,3 +42,19 @@ SELECT status, count(*) AS n
 FROM taskq.task_status
 WHERE task_type = %(task_type)s
 GROUP BY status;
+
+-- name: bench_delivery_rate
+-- Final outcomes per second of a task type, from its first recorded outcome to
+-- its last (outcomes written together share a timestamp, so the first batch
+-- marks the start and is not counted). Computed after a drain, so the drain
+-- itself is watched with a cheap, infrequent poll. Both CTEs are materialized:
+-- inlined, the span would be recomputed for every row.
+WITH final AS MATERIALIZED (
+  SELECT updated_at FROM taskq.task_status
+  WHERE task_type = %(task_type)s AND status IN ('success', 'failed')
+), span AS MATERIALIZED (
+  SELECT min(updated_at) AS first_at, max(updated_at) AS last_at FROM final
+)
+SELECT count(*) / nullif(extract(epoch FROM span.last_at - span.first_at), 0)
+FROM final JOIN span ON final.updated_at > span.first_at
+GROUP BY span.first_at, span.last_at;

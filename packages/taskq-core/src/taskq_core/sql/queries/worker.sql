@@ -8,13 +8,19 @@ SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s
 
 -- name: read_messages
 -- The status row comes along so a worker knows the attempt count and can drop
--- a message whose status is already final (a duplicate after a crash).
+-- a message whose status is already final (a duplicate after a crash). It is
+-- looked up by primary key, one row per message: as a plain join, the planner
+-- (expecting 1,000 rows from a function) hashed the whole status table on
+-- every read.
 SELECT m.msg_id, m.message::text AS message, coalesce(s.attempt, 0) AS attempt,
        coalesce(s.status, 'pending') AS status
 FROM pgmq.read(%(queue)s, %(vt)s, %(qty)s) AS m
-LEFT JOIN taskq.task_status AS s
-  ON s.task_id = (m.message ->> 'task_id')::uuid
- AND s.payload_id = (m.message ->> 'payload_id')::integer
+LEFT JOIN LATERAL (
+  SELECT attempt, status FROM taskq.task_status
+  WHERE task_id = (m.message ->> 'task_id')::uuid
+    AND payload_id = (m.message ->> 'payload_id')::integer
+  LIMIT 1  -- keeps the subquery from being flattened into a join
+) AS s ON true
 ORDER BY m.msg_id;
 
 -- name: mark_succeeded
