@@ -210,3 +210,24 @@ def test_a_call_longer_than_the_visibility_timeout_is_not_delivered_twice(
     [row] = statuses(settings.postgres_dsn, task_id)
     assert row["status"] == "success"
     assert target.count() == 1
+
+
+def test_a_cookie_one_target_sets_is_never_sent_on_other_calls(
+    settings: Settings, target: Target
+) -> None:
+    def responder(request: Received) -> Reply:
+        if request.path == "/login":
+            return Reply(headers={"Set-Cookie": "session=tenant-a; Path=/"})
+        if request.path == "/moved":  # a redirect hop is where a session's cookies join in
+            return Reply(status=307, headers={"Location": f"{target.url}/elsewhere"})
+        return Reply()
+
+    target.responder = responder
+    with api_client(settings) as client, running_worker(settings, max_workers=1):
+        first = submit(client, {"url": f"{target.url}/login", "payloads": [{"data": 1}]})
+        wait_until(lambda: all_final(settings.postgres_dsn, first, 1))
+        second = submit(client, {"url": f"{target.url}/moved", "payloads": [{"data": 2}]})
+        wait_until(lambda: all_final(settings.postgres_dsn, second, 1))
+    received = target.requests_snapshot()
+    assert [r.path for r in received] == ["/login", "/moved", "/elsewhere"]
+    assert all("cookie" not in r.headers for r in received)

@@ -7,7 +7,8 @@ in flight delivered about 0.6x of what 1-2 threads did. The right number
 depends on the targets of the moment, so the tuner finds it by hill climbing:
 it measures completed calls per second over short windows and moves the limit
 one step down or up a halving ladder, keeping a step only when it did not
-cost throughput (going down) or clearly added some (going up).
+cost throughput (going down) or clearly added some, in all or for one type
+(going up).
 
 Only windows in which some task type had a backlog throughout count (each of
 its reads found as much work as there was room for): otherwise the rate
@@ -19,18 +20,24 @@ and applies `limit` (to calls of fast types only: see the dispatcher).
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
-WINDOW_SECONDS = 0.2
+WINDOW_SECONDS = 0.5  # shorter windows on a busy 2-core machine vary by 20% and more
 WINDOW_MIN_CALLS = 30
 WINDOW_MAX_SECONDS = 3.0  # a window this long is judged with whatever it counted
 DOWN_TOLERANCE = 0.05  # a step down may cost this much of the best rate (measurement noise)
 UP_GAIN = 0.05  # a step up must add this much
-TYPE_TOLERANCE = 0.15  # a step down may not cost any busy type more than this of its rate
-TYPE_MIN_CALLS = 30  # below this a type's count in a window is too noisy to judge
+TYPE_TOLERANCE = 0.15  # a busy type's rate changing by more than this is no noise
+TYPE_MIN_CALLS = 30  # a window lasts until each busy type has this many (up to the max)
 DRIFT = 0.25  # a settled rate that moves this much means the targets changed: probe again
-REPROBE_WINDOWS = 15  # otherwise probe again after this many settled windows
+DRIFT_WINDOWS = 2  # ...in this many windows in a row
+REPROBE_WINDOWS = 12  # otherwise probe again after this many settled windows
+# Where the limit starts: low, like TCP's slow start. Against a fast target one
+# or two calls at once is best from the first second; calls that wait on slow
+# targets are not limited anyway, and types in between climb in a few windows.
+START_LIMIT = 2
 
 
 def ladder(maximum: int) -> list[int]:
@@ -51,8 +58,7 @@ class _Measure:
     """Completed calls per second over one window, in all and per task type."""
 
     rate: float
-    type_rates: dict[str, float]
-    type_calls: dict[str, int]
+    type_rates: dict[str, float]  # of the busy types counted often enough to judge
 
 
 @dataclass(slots=True)
@@ -67,7 +73,8 @@ class _Probe:
     settle_index: int
     settle_rate: float
     best_rate: float
-    type_rates: dict[str, float]  # each busy type's rate when the climb began
+    start_type_rates: dict[str, float]  # each busy type's rate when the climb began
+    settle_type_rates: dict[str, float]  # ...and where it would settle now
 
 
 @dataclass(slots=True)
@@ -78,20 +85,30 @@ class _Window:
     backlogged: set[str] = field(default_factory=set)  # types whose reads filled the room
     ran_short: set[str] = field(default_factory=set)  # types with a read that did not
 
+    def busy_types(self) -> set[str]:
+        """Types with a backlog throughout: their rates are set by the limit, not demand."""
+        return self.backlogged - self.ran_short
+
     def measures_the_limit(self) -> bool:
-        """True if some type had a backlog throughout: demand did not set the rate."""
-        return bool(self.backlogged - self.ran_short)
+        return bool(self.busy_types())
+
+    def is_full(self) -> bool:
+        """Enough calls in all, and of every busy type, for their rates to be judged."""
+        return self.total >= WINDOW_MIN_CALLS and all(
+            self.calls[name] >= TYPE_MIN_CALLS for name in self.busy_types()
+        )
 
 
 class ConcurrencyTuner:
     def __init__(self, maximum: int) -> None:
         self._levels = ladder(maximum)
-        self._index = len(self._levels) - 1
+        self._index = min(bisect.bisect_left(self._levels, START_LIMIT), len(self._levels) - 1)
         self._window = _Window()
         self._probe: _Probe | None = None
         self._reference: float | None = None  # the settled rate, smoothed
         self._settled_windows = 0
-        self._next_direction = -1
+        self._drifted_windows = 0
+        self._next_direction = 1  # from a low start, see first whether more helps
 
     @property
     def limit(self) -> int:
@@ -118,9 +135,7 @@ class ConcurrencyTuner:
         if window.started_at is None:
             return
         elapsed = now - window.started_at
-        if elapsed < WINDOW_SECONDS or (
-            window.total < WINDOW_MIN_CALLS and elapsed < WINDOW_MAX_SECONDS
-        ):
+        if elapsed < WINDOW_SECONDS or (elapsed < WINDOW_MAX_SECONDS and not window.is_full()):
             return
         self._window = _Window(started_at=now)
         if not window.measures_the_limit():
@@ -132,8 +147,11 @@ class ConcurrencyTuner:
             return
         measure = _Measure(
             rate=window.total / elapsed,
-            type_rates={name: calls / elapsed for name, calls in window.calls.items()},
-            type_calls=dict(window.calls),
+            type_rates={
+                name: window.calls[name] / elapsed
+                for name in window.busy_types()
+                if window.calls[name] >= TYPE_MIN_CALLS
+            },
         )
         if self._probe is None:
             self._settled(measure)
@@ -143,11 +161,20 @@ class ConcurrencyTuner:
     def _settled(self, measure: _Measure) -> None:
         reference = self._reference
         self._settled_windows += 1
-        if reference is None or abs(measure.rate - reference) > DRIFT * reference:
-            # First measure, or the targets changed: slower calls may want more
-            # slots, faster ones fewer.
-            if reference is not None:
-                self._next_direction = 1 if measure.rate < reference else -1
+        if reference is None:
+            # The first window runs while connections and caches warm up: note
+            # it, and probe from the next one.
+            self._reference = measure.rate
+            self._settled_windows = REPROBE_WINDOWS - 1
+            return
+        if abs(measure.rate - reference) > DRIFT * reference:
+            self._drifted_windows += 1
+        else:
+            self._drifted_windows = 0
+        if self._drifted_windows >= DRIFT_WINDOWS:
+            # The targets changed (one window off is noise, two in a row are
+            # not): slower calls may want more slots, faster ones fewer.
+            self._next_direction = 1 if measure.rate < reference else -1
             self._reference = measure.rate
             self._start_probe(measure)
         elif self._settled_windows >= REPROBE_WINDOWS:
@@ -167,17 +194,15 @@ class ConcurrencyTuner:
             settle_index=self._index,
             settle_rate=measure.rate,
             best_rate=measure.rate,
-            type_rates={
-                name: rate
-                for name, rate in measure.type_rates.items()
-                if measure.type_calls[name] >= TYPE_MIN_CALLS
-            },
+            start_type_rates=measure.type_rates,
+            settle_type_rates=measure.type_rates,
         )
         self._index += direction
 
     def _judge(self, probe: _Probe, measure: _Measure) -> None:
         if self._is_better(probe, measure):
             probe.settle_index, probe.settle_rate = self._index, measure.rate
+            probe.settle_type_rates = measure.type_rates
             probe.best_rate = max(probe.best_rate, measure.rate)
             following = self._index + probe.direction
             if 0 <= following < len(self._levels):
@@ -185,16 +210,23 @@ class ConcurrencyTuner:
                 return
         self._index = probe.settle_index
         self._probe = None
-        self._settled_windows = 0
+        self._settled_windows = self._drifted_windows = 0
         self._reference = probe.settle_rate
 
     @staticmethod
     def _is_better(probe: _Probe, measure: _Measure) -> bool:
+        """Up: more calls in all, or much more for some type at no cost in all. Down: no loss."""
         if probe.direction > 0:
-            return measure.rate >= probe.best_rate * (1 + UP_GAIN)
+            return measure.rate >= probe.best_rate * (1 + UP_GAIN) or (
+                measure.rate >= probe.best_rate * (1 - DOWN_TOLERANCE)
+                and any(
+                    measure.type_rates.get(name, 0.0) > rate * (1 + TYPE_TOLERANCE)
+                    for name, rate in probe.settle_type_rates.items()
+                )
+            )
         if measure.rate < probe.best_rate * (1 - DOWN_TOLERANCE):
             return False
         return all(
             measure.type_rates.get(name, 0.0) >= rate * (1 - TYPE_TOLERANCE)
-            for name, rate in probe.type_rates.items()
+            for name, rate in probe.start_type_rates.items()
         )

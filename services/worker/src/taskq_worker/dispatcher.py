@@ -163,7 +163,7 @@ class Dispatcher:
         if not called:
             return
         now = self._clock()
-        average = self._call_seconds.get(task_type, 0.0)
+        average = self._call_seconds.get(task_type, SLOW_CALL_SECONDS)
         seconds = now - call.started_at
         self._call_seconds[task_type] = average + _DURATION_WEIGHT * (seconds - average)
         tuner = self._tuner
@@ -183,7 +183,7 @@ class Dispatcher:
         if self._tuner is None or self._limited < self._tuner.limit:
             return True
         return any(
-            queue and self._call_seconds.get(task_type, 0.0) >= SLOW_CALL_SECONDS
+            queue and self._call_seconds.get(task_type, SLOW_CALL_SECONDS) >= SLOW_CALL_SECONDS
             for task_type, queue in self._waiting.items()
         )
 
@@ -212,9 +212,10 @@ class Dispatcher:
             queue = self._waiting[task_type]
             if not queue or self._running.get(task_type, 0) >= cap:
                 continue
+            # A type is taken for slow (not limited) until its calls show otherwise.
             limited = (
                 self._tuner is not None
-                and self._call_seconds.get(task_type, 0.0) < SLOW_CALL_SECONDS
+                and self._call_seconds.get(task_type, SLOW_CALL_SECONDS) < SLOW_CALL_SECONDS
             )
             if limited:
                 if fast_allowed is None:

@@ -22,9 +22,11 @@ from taskq_worker.health import DatabaseHealth
 
 MAX_BATCH = 500
 # After the first outcome arrives, wait this long for more before writing: a
-# write per 10 ms rather than per outcome keeps database work per call small,
-# and the recorder is not woken once per call. Status lags by at most this.
-BATCH_WINDOW_SECONDS = 0.01
+# write per 25 ms rather than per outcome keeps database work per call small,
+# and the recorder is not woken once per call (measured against a fast target:
+# 25 ms windows delivered ~10% more than 10 ms ones, 60 ms no more than 25).
+# Status lags by at most this; delivery itself does not wait for it.
+BATCH_WINDOW_SECONDS = 0.025
 DATABASE_RETRY_MAX = 5.0
 
 

@@ -25,7 +25,7 @@ from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.worker import WorkerRepository
 from taskq_core.settings import Settings
 from taskq_worker.concurrency import ConcurrencyTuner
-from taskq_worker.delivery import CallDefaults, deliver
+from taskq_worker.delivery import CallDefaults, NoCookies, deliver
 from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.fetcher import Fetcher
 from taskq_worker.guarded_http import guarded_adapter
@@ -48,9 +48,11 @@ def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
     trust_env is off because it costs about a third of each call (proxy and
     netrc lookups per request); proxies in the environment are read once here,
     and not at all under an egress policy (a proxy would hide the real target).
+    Cookies are neither kept nor sent: calls of unrelated tasks share it.
     """
     session = requests.Session()
     session.trust_env = False
+    session.cookies = NoCookies()
     if policy.active:
         adapter = guarded_adapter(policy, pool_maxsize=max(threads, 1))
     else:
