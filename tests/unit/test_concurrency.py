@@ -57,8 +57,8 @@ def test_ladder_halves_down_from_the_maximum() -> None:
 def test_a_gil_bound_worker_settles_on_few_calls_within_two_seconds() -> None:
     tuner = ConcurrencyTuner(10)
     limits = run(tuner, gil_bound, 2.0)
-    assert limits[0] == 2  # it starts low...
-    assert max(limits) <= 5  # ...looks one step up, finds nothing better...
+    assert limits[0] == 1  # it starts low...
+    assert max(limits) <= 2  # ...looks one step up, finds nothing better...
     assert tuner.limit <= 2
     # ...and stays there: later probes up find nothing better.
     run(tuner, gil_bound, 20.0, start=2.0)
@@ -67,10 +67,10 @@ def test_a_gil_bound_worker_settles_on_few_calls_within_two_seconds() -> None:
 
 def test_a_network_bound_worker_climbs_to_every_thread() -> None:
     tuner = ConcurrencyTuner(50)
-    climb = run(tuner, network_bound, 3.0)
+    climb = run(tuner, network_bound, 8.0)
     assert climb[-1] == 50
     # Probes down happen, but are short: nearly all the time is spent at the top.
-    limits = run(tuner, network_bound, 20.0, start=3.0)
+    limits = run(tuner, network_bound, 20.0, start=8.0)
     assert tuner.limit == 50
     assert limits.count(50) / len(limits) > 0.9
 
@@ -78,7 +78,7 @@ def test_a_network_bound_worker_climbs_to_every_thread() -> None:
 def test_a_window_that_ran_out_of_work_moves_nothing() -> None:
     tuner = ConcurrencyTuner(10)
     limits = run(tuner, gil_bound, 5.0, backlogged=False)
-    assert set(limits) == {2}
+    assert set(limits) == {1}
 
 
 def test_when_targets_slow_down_the_limit_climbs_back() -> None:
@@ -96,10 +96,10 @@ def test_a_step_down_may_not_squeeze_a_slower_type_behind_a_fast_one() -> None:
         return {"fast": 3000.0, "medium": (limit / 2) / 0.01}
 
     tuner = ConcurrencyTuner(10)
-    run(tuner, mixed, 3.0)
-    limits = run(tuner, mixed, 20.0, start=3.0)
+    run(tuner, mixed, 6.0)
+    limits = run(tuner, mixed, 20.0, start=6.0)
     assert tuner.limit == 10
-    assert limits.count(10) / len(limits) > 0.9
+    assert limits.count(10) / len(limits) > 0.85  # brief probes down are rejected
 
 
 def delivery(task_type: str, message_id: int) -> Delivery:

@@ -33,11 +33,13 @@ TYPE_TOLERANCE = 0.15  # a busy type's rate changing by more than this is no noi
 TYPE_MIN_CALLS = 30  # a window lasts until each busy type has this many (up to the max)
 DRIFT = 0.25  # a settled rate that moves this much means the targets changed: probe again
 DRIFT_WINDOWS = 2  # ...in this many windows in a row
-REPROBE_WINDOWS = 12  # otherwise probe again after this many settled windows
+WINDOWS_PER_STEP = 2  # a level being tried is judged on the mean of this many windows
+CLEAR_LOSS = 0.15  # ...unless its first window already lost this much: back at once
+REPROBE_WINDOWS = 16  # otherwise probe again after this many settled windows
 # Where the limit starts: low, like TCP's slow start. Against a fast target one
 # or two calls at once is best from the first second; calls that wait on slow
 # targets are not limited anyway, and types in between climb in a few windows.
-START_LIMIT = 2
+START_LIMIT = 1
 
 
 def ladder(maximum: int) -> list[int]:
@@ -75,6 +77,7 @@ class _Probe:
     best_rate: float
     start_type_rates: dict[str, float]  # each busy type's rate when the climb began
     settle_type_rates: dict[str, float]  # ...and where it would settle now
+    samples: list[_Measure] = field(default_factory=list)  # at the level being tried
 
 
 @dataclass(slots=True)
@@ -97,6 +100,18 @@ class _Window:
         return self.total >= WINDOW_MIN_CALLS and all(
             self.calls[name] >= TYPE_MIN_CALLS for name in self.busy_types()
         )
+
+
+def _mean(measures: list[_Measure]) -> _Measure:
+    """The mean rate of `measures`, and of each type over the windows that judged it."""
+    rates: dict[str, list[float]] = {}
+    for measure in measures:
+        for name, rate in measure.type_rates.items():
+            rates.setdefault(name, []).append(rate)
+    return _Measure(
+        rate=sum(measure.rate for measure in measures) / len(measures),
+        type_rates={name: sum(values) / len(values) for name, values in rates.items()},
+    )
 
 
 class ConcurrencyTuner:
@@ -200,7 +215,13 @@ class ConcurrencyTuner:
         self._index += direction
 
     def _judge(self, probe: _Probe, measure: _Measure) -> None:
-        if self._is_better(probe, measure):
+        probe.samples.append(measure)
+        clear_loss = measure.rate < probe.best_rate * (1 - CLEAR_LOSS)
+        if len(probe.samples) < WINDOWS_PER_STEP and not clear_loss:
+            return
+        measure = _mean(probe.samples)
+        probe.samples = []
+        if not clear_loss and self._is_better(probe, measure):
             probe.settle_index, probe.settle_rate = self._index, measure.rate
             probe.settle_type_rates = measure.type_rates
             probe.best_rate = max(probe.best_rate, measure.rate)
