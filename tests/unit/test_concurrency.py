@@ -67,10 +67,10 @@ def test_a_gil_bound_worker_settles_on_few_calls_within_two_seconds() -> None:
 
 def test_a_network_bound_worker_climbs_to_every_thread() -> None:
     tuner = ConcurrencyTuner(50)
-    climb = run(tuner, network_bound, 8.0)
+    climb = run(tuner, network_bound, 10.0)
     assert climb[-1] == 50
     # Probes down happen, but are short: nearly all the time is spent at the top.
-    limits = run(tuner, network_bound, 20.0, start=8.0)
+    limits = run(tuner, network_bound, 20.0, start=10.0)
     assert tuner.limit == 50
     assert limits.count(50) / len(limits) > 0.9
 

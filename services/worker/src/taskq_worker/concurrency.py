@@ -40,6 +40,7 @@ REPROBE_WINDOWS = 16  # otherwise probe again after this many settled windows
 # or two calls at once is best from the first second; calls that wait on slow
 # targets are not limited anyway, and types in between climb in a few windows.
 START_LIMIT = 1
+WARM_UP_WINDOWS = 2
 
 
 def ladder(maximum: int) -> list[int]:
@@ -123,6 +124,7 @@ class ConcurrencyTuner:
         self._reference: float | None = None  # the settled rate, smoothed
         self._settled_windows = 0
         self._drifted_windows = 0
+        self._warm_up_left = WARM_UP_WINDOWS
         self._next_direction = 1  # from a low start, see first whether more helps
 
     @property
@@ -176,10 +178,12 @@ class ConcurrencyTuner:
     def _settled(self, measure: _Measure) -> None:
         reference = self._reference
         self._settled_windows += 1
-        if reference is None:
-            # The first window runs while connections and caches warm up: note
-            # it, and probe from the next one.
+        if reference is None or self._warm_up_left:
+            # The first windows run while connections open and statements get
+            # prepared: slower at any limit, they would make the next step up
+            # look better than it is. Note them, and probe after.
             self._reference = measure.rate
+            self._warm_up_left = max(self._warm_up_left - 1, 0)
             self._settled_windows = REPROBE_WINDOWS - 1
             return
         if abs(measure.rate - reference) > DRIFT * reference:
