@@ -112,7 +112,9 @@ def test_retry_after_is_honoured(settings: Settings, target: Target) -> None:
         wait_until(lambda: all_final(settings.postgres_dsn, task_id, 1))
     first, second = target.requests_snapshot()
     # The computed backoff would be ~10 ms; Retry-After asked for a full second.
-    assert second.at - first.at >= 0.95
+    # The retry is read when it comes due, not at the next idle poll of its
+    # queue (those back off to a second apart).
+    assert 0.95 <= second.at - first.at < 1.2
 
 
 def test_client_error_is_not_retried_and_goes_to_dlq(settings: Settings, target: Target) -> None:

@@ -9,6 +9,7 @@ rate-limited backlog is never read just to be put back (design decision 3).
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class _Schedule:
     idle_delay: float = 0.0
     waiting_for_tokens: bool = False
     reserved: int = 0  # tokens already taken, usable from next_at on
+    retry_due_at: float = math.inf  # when the earliest retry this replica scheduled comes due
 
 
 class Fetcher:
@@ -116,6 +118,8 @@ class Fetcher:
                 self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
             deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+            if now >= schedule.retry_due_at:
+                schedule.retry_due_at = math.inf
             # A read that filled the room means a backlog: how fast it drains
             # depends on the executors, which is what the concurrency tuner measures.
             self._dispatcher.read_done(route.task_type, backlogged=len(deliveries) == room)
@@ -130,7 +134,8 @@ class Fetcher:
                 schedule.idle_delay = min(
                     max(schedule.idle_delay * 2, IDLE_FIRST_POLL), IDLE_LAST_POLL
                 )
-                schedule.next_at = now + schedule.idle_delay
+                # Idle polls back off, but never past a retry known to come due.
+                schedule.next_at = min(now + schedule.idle_delay, schedule.retry_due_at)
         return read_any, out_of_room
 
     def _keep_long_calls_hidden(self, deliveries: list[Delivery]) -> list[Delivery]:
@@ -185,20 +190,28 @@ class Fetcher:
         return grant.granted
 
     def _apply_wakeups(self) -> None:
-        queues, everything = self._wakeups.take()
-        if not queues and not everything:
+        woken = self._wakeups.take()
+        if not woken:
             return
         known = {route.queue_name: route.task_type for route in self._routes}
-        if everything or queues - known.keys():
+        if woken.everything or (woken.queues | woken.due.keys()) - known.keys():
             self._refresh_routes(force=True)
             known = {route.queue_name: route.task_type for route in self._routes}
-        woken = known.values() if everything else [known[q] for q in queues if q in known]
-        for task_type in woken:
+        notified = (
+            known.values() if woken.everything else [known[q] for q in woken.queues if q in known]
+        )
+        for task_type in notified:
             schedule = self._schedules[task_type]
             schedule.idle_delay = 0.0
             # A type waiting for its next token keeps waiting: new work does not make tokens.
             if not schedule.waiting_for_tokens:
                 schedule.next_at = 0.0
+        for queue_name, at in woken.due.items():
+            if queue_name in known:
+                schedule = self._schedules[known[queue_name]]
+                schedule.retry_due_at = min(schedule.retry_due_at, at)
+                if not schedule.waiting_for_tokens:  # reserved tokens are for their own time
+                    schedule.next_at = min(schedule.next_at, at)
 
     def _pause(self, out_of_room: bool) -> None:
         """Sleep until a type is due, new work is announced, or (when full) room frees up."""

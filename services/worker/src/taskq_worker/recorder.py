@@ -15,10 +15,11 @@ import time
 
 from loguru import logger
 
-from taskq_core.deliveries import Outcome
+from taskq_core.deliveries import Outcome, RetryLater
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.health import DatabaseHealth
+from taskq_worker.wakeups import Wakeups
 
 MAX_BATCH = 500
 # After the first outcome arrives, wait this long for more before writing: a
@@ -28,12 +29,16 @@ MAX_BATCH = 500
 # Status lags by at most this; delivery itself does not wait for it.
 BATCH_WINDOW_SECONDS = 0.025
 DATABASE_RETRY_MAX = 5.0
+DUE_MARGIN_SECONDS = 0.005  # a retry is read this long after it should be visible again
 
 
 class Recorder:
-    def __init__(self, repository: WorkerRepository, health: DatabaseHealth) -> None:
+    def __init__(
+        self, repository: WorkerRepository, health: DatabaseHealth, wakeups: Wakeups
+    ) -> None:
         self._repository = repository
         self._health = health
+        self._wakeups = wakeups
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._finish_by: float | None = None
         self._finishing = threading.Event()
@@ -91,4 +96,17 @@ class Recorder:
                 return
             else:
                 self._health.mark_up()
+                self._announce_retries(batch)
                 return
+
+    def _announce_retries(self, batch: list[Outcome]) -> None:
+        """Tell the fetcher when the retries just written come due, so it reads them on time.
+
+        The delays count from now or earlier (the database set each message's
+        visibility when the write began), so no retry is looked for too early.
+        """
+        now = time.monotonic()
+        for outcome in batch:
+            if isinstance(outcome, RetryLater):
+                due = now + outcome.delay + DUE_MARGIN_SECONDS
+                self._wakeups.due(outcome.delivery.queue_name, due)

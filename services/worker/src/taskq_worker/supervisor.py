@@ -88,7 +88,7 @@ class Supervisor:
             tuner=ConcurrencyTuner(settings.max_workers) if settings.adaptive_concurrency else None,
         )
         self._wakeups = Wakeups()
-        self._recorder = Recorder(self.repository, self.health)
+        self._recorder = Recorder(self.repository, self.health, self._wakeups)
         self._fetcher = Fetcher(
             self.repository,
             self.dispatcher,
