@@ -181,18 +181,10 @@ def task_body(
 
 @dataclass(frozen=True, slots=True)
 class BurnDown:
-    """How a backlog drained: the rate is counted from the first completion seen."""
+    """How a drain ended: when `done()` reached what was expected (None: timed out)."""
 
-    first_at: float | None
-    first_count: int
     end_at: float | None
     count: int
-
-    @property
-    def rate(self) -> float | None:
-        if self.first_at is None or self.end_at is None or self.end_at <= self.first_at:
-            return None
-        return (self.count - self.first_count) / (self.end_at - self.first_at)
 
 
 def wait_until_done(
@@ -200,16 +192,10 @@ def wait_until_done(
 ) -> BurnDown:
     """Poll `done()` until it reaches `expected` or `timeout` passes."""
     deadline = time.monotonic() + timeout
-    start_count = done()
-    first_at: float | None = None
-    first_count = start_count
-    count = start_count
+    count = done()
     while time.monotonic() < deadline:
         count = done()
-        now = time.monotonic()
-        if first_at is None and count > start_count:
-            first_at, first_count = now, count
         if count >= expected:
-            return BurnDown(first_at, first_count, now, count)
+            return BurnDown(time.monotonic(), count)
         time.sleep(poll)
-    return BurnDown(first_at, first_count, None, count)
+    return BurnDown(None, count)
