@@ -160,21 +160,20 @@ class Dispatcher:
         self._running[task_type] -= 1
         if call.limited:
             self._limited -= 1
-        if not called:
+        tuner = self._tuner
+        if not called or tuner is None:  # durations only matter to the tuner's limit
             return
         now = self._clock()
         average = self._call_seconds.get(task_type, SLOW_CALL_SECONDS)
         seconds = now - call.started_at
         self._call_seconds[task_type] = average + _DURATION_WEIGHT * (seconds - average)
-        tuner = self._tuner
-        if tuner is not None:
-            before = tuner.limit
-            tuner.completed(task_type, now)
-            tuner.tick(now)
-            if tuner.limit != before:
-                logger.debug("concurrency limit {} -> {}", before, tuner.limit)
-                if tuner.limit > before:
-                    self._work.notify(tuner.limit - before)
+        before = tuner.limit
+        tuner.completed(task_type, now)
+        tuner.tick(now)
+        if tuner.limit != before:
+            logger.debug("concurrency limit {} -> {}", before, tuner.limit)
+            if tuner.limit > before:
+                self._work.notify(tuner.limit - before)
 
     def _may_start_more(self) -> bool:
         """Whether waking an idle executor could start a call (else it would only sleep again)."""

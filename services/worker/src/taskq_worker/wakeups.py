@@ -42,8 +42,7 @@ class Wakeups:
     def due(self, queue_name: str, at: float) -> None:
         """A message of `queue_name` becomes visible again at `at` (time.monotonic): a retry."""
         with self._lock:
-            if at < self._due.get(queue_name, at + 1):
-                self._due[queue_name] = at
+            self._due[queue_name] = min(at, self._due.get(queue_name, at))
         self._event.set()
 
     def wait(self, timeout: float) -> None:
