@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from taskq_core.database import create_async_pool
 from taskq_core.models import QueuedCall
-from taskq_core.repository.api import ApiRepository, create_pool
+from taskq_core.repository.api import ApiRepository
 from taskq_core.settings import Settings
 from tests.support.databases import DLQ
 
 
 async def race(settings: Settings, task_type: str, submitters: int) -> list[object]:
-    pool = create_pool(settings)
+    pool = create_async_pool(settings, name="taskq-api")
     await pool.open()
     try:
         # One repository per submitter: separate API processes, no shared cache.

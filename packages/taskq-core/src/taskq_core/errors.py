@@ -45,7 +45,15 @@ class NotFoundError(TaskqError):
         super().__init__(f"{what} {key!r} not found")
 
 
-class DatabaseUnavailableError(TaskqError):
+class DatabaseError(TaskqError):
+    """The database refused a statement."""
+
+    def __init__(self, message: str | None = None, *, sqlstate: str | None = None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message)
+
+
+class DatabaseUnavailableError(DatabaseError):
     """The database is unreachable; try again shortly."""
 
 

@@ -46,6 +46,15 @@ class Settings:
     max_payloads: int = 10_000
     max_body_size: int = 10 * 1024 * 1024
     db_pool_size: int = 10
+    # Database limits (taskq_core.database): a frozen database answers 503, never a hang.
+    db_connect_timeout: float = 3.0
+    db_statement_timeout: float = 5.0
+    db_idle_in_transaction_timeout: float = 30.0
+    db_pool_timeout: float = 3.0
+    db_tcp_user_timeout: float = 10.0
+    db_keepalives_idle: float = 10.0
+    db_keepalives_interval: float = 5.0
+    db_keepalives_count: int = 3
     # Worker: let the concurrency tuner pick how many of MAX_WORKERS call at once.
     adaptive_concurrency: bool = True
     # Security (SECURITY.md): API keys, metrics exposure, outbound (egress) policy.
@@ -202,6 +211,14 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_payloads": _positive_int,
     "max_body_size": _byte_size,
     "db_pool_size": _positive_int,
+    "db_connect_timeout": _positive_duration,
+    "db_statement_timeout": _positive_duration,
+    "db_idle_in_transaction_timeout": _positive_duration,
+    "db_pool_timeout": _positive_duration,
+    "db_tcp_user_timeout": _positive_duration,
+    "db_keepalives_idle": _positive_duration,
+    "db_keepalives_interval": _positive_duration,
+    "db_keepalives_count": _positive_int,
     "adaptive_concurrency": _boolean,
     "api_keys": _api_keys,
     "metrics_public": _boolean,

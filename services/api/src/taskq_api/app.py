@@ -29,9 +29,10 @@ from taskq_api.metrics import (
     request_metrics_middleware,
 )
 from taskq_api.request_log import RequestLogMiddleware
+from taskq_core.database import create_async_pool
 from taskq_core.egress import EgressPolicy
 from taskq_core.logs import configure_logging
-from taskq_core.repository.api import ApiRepository, create_pool
+from taskq_core.repository.api import ApiRepository
 from taskq_core.settings import Settings
 
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # is the only source, and this process's logging is set up here.
         settings = Settings.from_env()
         configure_logging(settings)
-    pool = create_pool(settings)
+    pool = create_async_pool(settings, name="taskq-api")
     repository = ApiRepository(
         pool,
         dlq_queue_name=settings.dlq_queue_name,

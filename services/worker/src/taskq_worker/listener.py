@@ -9,19 +9,21 @@ from __future__ import annotations
 import threading
 
 import backoff
-import psycopg
 from loguru import logger
 
+from taskq_core.database import connect, database_errors
+from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.queries import QUERIES
+from taskq_core.settings import Settings
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.wakeups import Wakeups
 
 
 class Listener:
     def __init__(
-        self, dsn: str, wakeups: Wakeups, health: DatabaseHealth, stop: threading.Event
+        self, settings: Settings, wakeups: Wakeups, health: DatabaseHealth, stop: threading.Event
     ) -> None:
-        self._dsn = dsn
+        self._settings = settings
         self._wakeups = wakeups
         self._health = health
         self._stop = stop
@@ -33,14 +35,14 @@ class Listener:
     def _listen_with_retry(self) -> None:
         @backoff.on_exception(
             backoff.expo,
-            psycopg.OperationalError,
+            DatabaseUnavailableError,
             max_value=5,
             giveup=lambda _error: self._stop.is_set(),
             on_backoff=lambda details: self._health.mark_down(details["exception"]),
             logger=None,
         )
         def listen() -> None:
-            with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+            with connect(self._settings, name="taskq-listener") as conn, database_errors():
                 conn.execute(QUERIES["listen_work"])
                 self._health.mark_up()
                 self._wakeups.wake_all()
@@ -50,5 +52,5 @@ class Listener:
 
         try:
             listen()
-        except psycopg.OperationalError as error:
+        except DatabaseUnavailableError as error:
             logger.debug("listener stopped while the database was unavailable: {}", error)

@@ -15,9 +15,9 @@ import urllib.request
 
 import requests
 from loguru import logger
-from psycopg_pool import ConnectionPool
 from requests.adapters import HTTPAdapter
 
+from taskq_core.database import create_pool
 from taskq_core.deliveries import Delivery, Outcome, RetryLater
 from taskq_core.egress import EgressPolicy
 from taskq_core.errors import DatabaseUnavailableError
@@ -70,16 +70,10 @@ class Supervisor:
         self._draining = threading.Event()
         self.metrics = metrics or WorkerMetrics()
         self.health = DatabaseHealth()
-        self._pool = ConnectionPool(
-            settings.postgres_dsn,
-            min_size=1,
-            max_size=max(2, min(settings.db_pool_size, 4)),
-            kwargs={"connect_timeout": 5},
-            timeout=10,
-            open=False,
-            # No per-checkout check: it costs a round trip on every read and write;
-            # a broken connection fails its statement, which is retried anyway.
-            name="taskq-worker",
+        # No per-checkout check: it costs a round trip on every read and write;
+        # a broken connection fails its statement, which is retried anyway.
+        self._pool = create_pool(
+            settings, name="taskq-worker", max_size=max(2, min(settings.db_pool_size, 4))
         )
         self.repository = WorkerRepository(self._pool, dlq_queue_name=settings.dlq_queue_name)
         self.dispatcher = Dispatcher(
@@ -99,14 +93,12 @@ class Supervisor:
             metrics=self.metrics,
             stop=self.stop_event,
         )
-        self._listener = Listener(
-            settings.postgres_dsn, self._wakeups, self.health, self.stop_event
-        )
+        self._listener = Listener(settings, self._wakeups, self.health, self.stop_event)
         self._defaults = CallDefaults.from_settings(settings)
         self._session = make_session(settings.max_workers, EgressPolicy.from_settings(settings))
         self._executors: list[threading.Thread] = []
         self._queue_state = QueueStateCollector(
-            QueueStatsReader(settings.postgres_dsn, dlq_queue_name=settings.dlq_queue_name),
+            QueueStatsReader(settings),
             self.stop_event,
         )
         self._queue_state.register(self.metrics.registry)

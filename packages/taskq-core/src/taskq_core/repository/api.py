@@ -1,9 +1,9 @@
 """All database I/O of the API service, over an async psycopg pool.
 
-psycopg errors stop here: an unreachable database (refused connection, pool
-timeout) becomes DatabaseUnavailableError, a value the database rejects becomes
-InvalidFieldError, anything else a TaskqError. Every write runs in one
-transaction, so a request either changes everything it meant to or nothing.
+psycopg errors stop here, translated by `taskq_core.database.database_errors`
+(unreachable or frozen: DatabaseUnavailableError); a value the database rejects
+becomes InvalidFieldError. Every write runs in one transaction, so a request
+either changes everything it meant to or nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from uuid import UUID
 import msgspec
 import psycopg
 from loguru import logger
-from psycopg import AsyncConnection
 from psycopg.rows import TupleRow, kwargs_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from taskq_core.errors import DatabaseUnavailableError, InvalidFieldError, NotFoundError, TaskqError
+from taskq_core.database import AsyncBoundedConnection, AsyncPool, database_errors, first_line
+from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError
 from taskq_core.models import (
     DlqReprocessed,
     MessageStatusView,
@@ -32,30 +31,12 @@ from taskq_core.models import (
 )
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
-from taskq_core.settings import Settings
 from taskq_core.status import TaskStatus
 
-Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
-
-POOL_TIMEOUT = 3.0
-"""Seconds a request waits for a connection before answering 503: fail fast, never hang."""
-CONNECT_TIMEOUT = 3
-"""Seconds (libpq takes whole seconds) to establish one connection."""
 REPROCESS_CHUNK = 500
 """DLQ messages moved per transaction: bounded transactions however large the DLQ is."""
-
-
-def create_pool(settings: Settings) -> Pool:
-    """A closed pool for `settings`; open it in the application's lifespan."""
-    return AsyncConnectionPool(
-        settings.postgres_dsn,
-        min_size=1,
-        max_size=max(1, settings.db_pool_size),
-        timeout=POOL_TIMEOUT,
-        kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "taskq-api"},
-        open=False,
-        name="taskq-api",
-    )
+PING_TIMEOUT = 1.0
+"""Seconds readiness waits for a connection and for its answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +61,7 @@ class ApiRepository:
 
     def __init__(
         self,
-        pool: Pool,
+        pool: AsyncPool,
         *,
         dlq_queue_name: str,
         dlq_visibility_timeout: float = 30.0,
@@ -97,24 +78,20 @@ class ApiRepository:
     @asynccontextmanager
     async def _connection(
         self, timeout: float | None = None
-    ) -> AsyncIterator[AsyncConnection[TupleRow]]:
-        try:
+    ) -> AsyncIterator[AsyncBoundedConnection]:
+        """A pool connection; `timeout` also bounds each round trip on it (readiness)."""
+        with database_errors():
             async with self._pool.connection(timeout=timeout) as conn:
-                yield conn
-        except PoolTimeout as error:
-            raise DatabaseUnavailableError(
-                "the database is unreachable (no connection within "
-                f"{timeout or POOL_TIMEOUT:g}s); try again shortly"
-            ) from error
-        except psycopg.OperationalError as error:
-            raise DatabaseUnavailableError(
-                f"the database is unreachable ({_first_line(error)}); try again shortly"
-            ) from error
-        except psycopg.Error as error:
-            logger.opt(exception=error).error("unexpected database error")
-            raise TaskqError(f"database error: {_first_line(error)}") from error
+                if timeout is None:
+                    yield conn
+                    return
+                default, conn.response_timeout = conn.response_timeout, timeout
+                try:
+                    yield conn
+                finally:
+                    conn.response_timeout = default
 
-    async def ping(self, timeout: float = 1.0) -> None:
+    async def ping(self, timeout: float = PING_TIMEOUT) -> None:
         """Raise DatabaseUnavailableError unless the database answers within `timeout`."""
         async with self._connection(timeout) as conn:
             await conn.execute(QUERIES["ping"])
@@ -153,7 +130,7 @@ class ApiRepository:
                 )
             except psycopg.DataError as error:
                 raise InvalidFieldError(
-                    "payloads", f"rejected by the database: {_first_line(error)}"
+                    "payloads", f"rejected by the database: {first_line(error)}"
                 ) from error
             message_ids = [int(row[0]) for row in await cursor.fetchall()]
             # No separate NOTIFY: enqueue_task already calls pg_notify('taskq_work',
@@ -161,7 +138,7 @@ class ApiRepository:
         self._queues[task_type] = queue
         return message_ids
 
-    async def _ensure_queue(self, conn: AsyncConnection[TupleRow], task_type: str) -> str:
+    async def _ensure_queue(self, conn: AsyncBoundedConnection, task_type: str) -> str:
         """The type's queue name, registering the type and creating its queue if new."""
         queue = queue_name_for(task_type)
         cursor = await conn.execute(
@@ -349,7 +326,3 @@ def _task_type_view(
     return TaskTypeView(
         task_type=task_type, max_rps=max_rps, created_at=created_at, updated_at=updated_at
     )
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

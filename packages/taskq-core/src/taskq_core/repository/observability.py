@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
-from psycopg.rows import TupleRow, class_row
+from psycopg.rows import class_row
 
+from taskq_core.database import BoundedConnection, connect, database_errors
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.queries import QUERIES
+from taskq_core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,35 +41,39 @@ class QueueSnapshot:
 class QueueStatsReader:
     """Holds one connection (and with it the exporter lock) while this replica exports."""
 
-    def __init__(self, dsn: str, *, dlq_queue_name: str) -> None:
-        self._dsn = dsn
-        self._dlq = dlq_queue_name
-        self._conn: psycopg.Connection[TupleRow] | None = None
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._dlq = settings.dlq_queue_name
+        self._conn: BoundedConnection | None = None
         self._exporter = False
 
     def snapshot(self) -> QueueSnapshot | None:
         """The queue state, or None when another replica is the exporter."""
         try:
-            conn = self._connection()
-            if not self._exporter:
-                # Session locks stack, so take it once and keep it with the connection.
-                acquired = conn.execute(QUERIES["queue_stats_lock"]).fetchone()
-                self._exporter = bool(acquired and acquired[0])
-            if not self._exporter:
-                return None
-            queues = (
-                conn.cursor(row_factory=class_row(QueueStats))
-                .execute(QUERIES["queue_stats"])
-                .fetchall()
-            )
-            dlq = (
-                conn.cursor(row_factory=class_row(DlqStats))
-                .execute(QUERIES["dlq_stats"], {"dlq": self._dlq})
-                .fetchone()
-            )
-        except psycopg.OperationalError as error:
+            with database_errors():
+                return self._read()
+        except DatabaseUnavailableError:
             self.close()
-            raise DatabaseUnavailableError(str(error)) from error
+            raise
+
+    def _read(self) -> QueueSnapshot | None:
+        conn = self._connection()
+        if not self._exporter:
+            # Session locks stack, so take it once and keep it with the connection.
+            acquired = conn.execute(QUERIES["queue_stats_lock"]).fetchone()
+            self._exporter = bool(acquired and acquired[0])
+        if not self._exporter:
+            return None
+        queues = (
+            conn.cursor(row_factory=class_row(QueueStats))
+            .execute(QUERIES["queue_stats"])
+            .fetchall()
+        )
+        dlq = (
+            conn.cursor(row_factory=class_row(DlqStats))
+            .execute(QUERIES["dlq_stats"], {"dlq": self._dlq})
+            .fetchone()
+        )
         return QueueSnapshot(queues, dlq or DlqStats(0, 0))
 
     def close(self) -> None:
@@ -77,7 +82,7 @@ class QueueStatsReader:
             self._conn.close()
             self._conn = None
 
-    def _connection(self) -> psycopg.Connection[TupleRow]:
+    def _connection(self) -> BoundedConnection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            self._conn = connect(self._settings, name="taskq-queue-stats")
         return self._conn

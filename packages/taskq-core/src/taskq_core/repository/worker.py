@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
-import psycopg
-from psycopg.rows import TupleRow, class_row, scalar_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.rows import class_row, scalar_row
 
+from taskq_core.database import BoundedConnection, SyncPool, database_errors
 from taskq_core.deliveries import (
     Delivery,
     Dropped,
@@ -30,12 +29,10 @@ from taskq_core.deliveries import (
     TaskTypeRoute,
     TokenGrant,
 )
-from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.models import QueuedCall
 from taskq_core.queries import QUERIES
 from taskq_core.status import TaskStatus
 
-Connection = psycopg.Connection[TupleRow]
 _decode_call = msgspec.json.Decoder(QueuedCall).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -43,7 +40,7 @@ _encode = msgspec.json.Encoder().encode
 class WorkerRepository:
     """All SQL a worker runs, over a psycopg connection pool."""
 
-    def __init__(self, pool: ConnectionPool, *, dlq_queue_name: str) -> None:
+    def __init__(self, pool: SyncPool, *, dlq_queue_name: str) -> None:
         self._pool = pool
         self._dlq = dlq_queue_name
 
@@ -138,7 +135,7 @@ class WorkerRepository:
             for queue, ids in _ids_by_queue(finished).items():
                 conn.execute(QUERIES["delete_messages"], {"queue": queue, "message_ids": ids})
 
-    def _send_to_dlq(self, conn: Connection, failed: Sequence[Failed]) -> list[int]:
+    def _send_to_dlq(self, conn: BoundedConnection, failed: Sequence[Failed]) -> list[int]:
         failed_at = datetime.now(UTC).isoformat()
         headers = [
             _encode(
@@ -161,13 +158,10 @@ class WorkerRepository:
         return [int(message_id) for message_id in cursor.execute(QUERIES["send_to_dlq"], params)]
 
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
+    def _connection(self) -> Iterator[BoundedConnection]:
         """A pool connection; losing the database surfaces as DatabaseUnavailableError."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise DatabaseUnavailableError(str(error)) from error
+        with database_errors(), self._pool.connection() as conn:
+            yield conn
 
 
 @dataclass(frozen=True, slots=True)
