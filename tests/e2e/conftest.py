@@ -10,9 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskq_core.localpg import LocalPostgres
 from taskq_core.settings import Settings
+from tests.support.databases import DLQ
 from tests.support.processes import BIN, settings_environment, stop
 from tests.support.target import wait_until
+from tests.support.throwaway_pg import throwaway_cluster
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,23 @@ def api_process(
         yield ApiProcess(address, log)
     finally:
         assert stop(process) == 0, log.read_text()
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[LocalPostgres]:
+    """A migrated PostgreSQL of this test's own, which it may stop, restart or freeze."""
+    with throwaway_cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def own_cluster_settings(own_cluster: LocalPostgres) -> Settings:
+    return Settings(
+        postgres_dsn=own_cluster.dsn,
+        dlq_queue_name=DLQ,
+        host="127.0.0.1",
+        retry_base_delay=0.05,
+        retry_max_delay=1.0,
+        timeout=2.0,
+        log_format="text",
+    )

@@ -10,16 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskq_core.localpg import LocalPostgres
 from taskq_core.settings import Settings
 from tests.support.api import batch, queue_length, statuses
 from tests.support.api_process import running_api
-from tests.support.cluster import cluster_down, restart_blocker
+from tests.support.cluster import cluster_down
 from tests.support.target import wait_until
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(restart_blocker() is not None, reason=str(restart_blocker())),
-]
+pytestmark = [pytest.mark.e2e]
 
 PAYLOADS = 5
 TASK_TYPE = "outage"
@@ -84,14 +82,15 @@ class Submitter:
 
 
 def test_database_restart_during_submission_answers_503_then_recovers_losing_nothing(
-    settings: Settings, tmp_path: Path
+    own_cluster: LocalPostgres, own_cluster_settings: Settings, tmp_path: Path
 ) -> None:
+    settings = own_cluster_settings
     dsn = settings.postgres_dsn
     log = tmp_path / "api.log"
     with running_api(settings, log) as (base_url, _), Submitter(base_url) as client:
         wait_until(lambda: client.accepted_since(0) >= 20, timeout=20)
         restart_began = time.monotonic()
-        with cluster_down():
+        with cluster_down(own_cluster):
             # Held down until the clients have met the outage a few times.
             wait_until(lambda: client.refused_since(restart_began) >= 5, timeout=20)
         restarted = time.monotonic()

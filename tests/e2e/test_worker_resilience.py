@@ -11,11 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from taskq_core.localpg import LocalPostgres
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
 from tests.support.api import api_client
-from tests.support.cluster import restart_blocker, restart_cluster
+from tests.support.cluster import restart_cluster
 from tests.support.processes import start_worker, stop
 from tests.support.target import Reply, Target, wait_until
 from tests.support.worker import all_final, running_worker, statuses, submit, submit_many
@@ -146,10 +147,10 @@ def test_sigkill_during_2000_deliveries_loses_nothing_and_never_goes_back(
     assert watcher.backward_moves() == []
 
 
-@pytest.mark.skipif(restart_blocker() is not None, reason=str(restart_blocker()))
 def test_database_restart_mid_run_loses_nothing(
-    settings: Settings, target: Target, tmp_path: Path
+    own_cluster: LocalPostgres, own_cluster_settings: Settings, target: Target, tmp_path: Path
 ) -> None:
+    settings = own_cluster_settings
     total = 300
     target.responder = lambda _request: Reply(delay=0.02)
     with api_client(settings) as client:
@@ -158,7 +159,7 @@ def test_database_restart_mid_run_loses_nothing(
     worker = start_worker(settings, log, MAX_WORKERS=4)
     try:
         wait_until(lambda: target.count() >= 40, timeout=20)
-        restart_cluster()
+        restart_cluster(own_cluster)
         wait_until(lambda: all_final(settings.postgres_dsn, task_id, total), timeout=60)
         assert worker.poll() is None, "the worker died with the database"
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 from taskq_core.localpg import LocalPostgres
 from taskq_core.migrate import migrate
 from tests.support.databases import DLQ
+from tests.support.processes import free_port
 
 
 @contextmanager
@@ -27,9 +28,14 @@ def throwaway_cluster() -> Iterator[LocalPostgres]:
     folder.chmod(0o755)
     try:
         # The only user of its folder: the server starts here and stops when the block ends.
-        with LocalPostgres.in_directory(folder / "pg") as server:
-            migrate(server.dsn, dlq_queue_name=DLQ)
-            yield server
+        # A port of its own: clusters of concurrent test runs would race for the default one.
+        with LocalPostgres.in_directory(folder / "pg", port=free_port()) as server:
+            try:
+                migrate(server.dsn, dlq_queue_name=DLQ)
+                yield server
+            finally:
+                # A test that restarted the server took it out of the folder's leases.
+                server.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

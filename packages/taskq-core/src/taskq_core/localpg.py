@@ -107,14 +107,16 @@ class LocalPostgres:
 
     @classmethod
     @contextmanager
-    def in_directory(cls, folder: Path | str) -> Iterator[LocalPostgres]:
+    def in_directory(
+        cls, folder: Path | str, *, port: int = DEFAULT_PORT
+    ) -> Iterator[LocalPostgres]:
         """Run the server for the `with` block, shared with other blocks on the same folder.
 
         The last block to leave stops it, whichever started it (two test runs in
         one checkout overlap); a server started by hand (`taskq-localpg start`)
         is reused and left running.
         """
-        server = cls(folder)
+        server = cls(folder, port=port)
         lease = server._acquire()
         try:
             yield server
