@@ -81,9 +81,13 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     )
     logger.remove()
     level = settings.log_level_name
+    # diagnose off in every format: it prints the local variables of each
+    # traceback frame, and those hold header values and URL passwords.
     if use_json:
-        logger.add(_json_sink(target), level=level, format="{message}")
+        logger.add(_json_sink(target), level=level, format="{message}", diagnose=False)
     else:
-        logger.add(target, level=level, format=_TEXT_FORMAT, colorize=target.isatty())
+        logger.add(
+            target, level=level, format=_TEXT_FORMAT, colorize=target.isatty(), diagnose=False
+        )
     # Libraries' warnings (a psycopg pool losing connections) join the same stream.
     logging.basicConfig(handlers=[LoguruHandler()], level=logging.WARNING, force=True)

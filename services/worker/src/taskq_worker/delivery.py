@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import msgspec
 import requests
 from requests.cookies import RequestsCookieJar
+from requests.utils import check_header_validity
+from urllib3.exceptions import NameResolutionError
 
 from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, RetryLater, Succeeded
 from taskq_core.retry import (
@@ -26,10 +28,9 @@ from taskq_core.retry import (
 from taskq_core.settings import Settings
 from taskq_core.status import TaskStatus
 from taskq_worker.guarded_http import EgressRefusedError
+from taskq_worker.redirects import DEFAULT_HEADERS
 
 _BODYLESS_METHODS = frozenset({"GET", "DELETE"})
-# A call's own headers override these; no Accept-Encoding: replies are discarded unread.
-_DEFAULT_HEADERS = {"User-Agent": "taskq", "Accept": "*/*"}
 MAX_RESPONSE_BYTES = 1024 * 1024  # replies are not kept; this only bounds what is read
 _CHUNK_BYTES = 64 * 1024
 # Errors in the request itself: sending it again cannot succeed.
@@ -103,7 +104,8 @@ def deliver(
         ),
         max_delay=defaults.retry_max_delay,
     )
-    headers = {**_DEFAULT_HEADERS, **call.headers}
+    # No Accept-Encoding among the defaults: replies are discarded unread.
+    headers = {**DEFAULT_HEADERS, **call.headers}
     headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}"
     headers["X-Taskq-Task-Id"] = call.task_id
     headers["X-Taskq-Attempt"] = str(delivery.attempt + 1)
@@ -133,7 +135,8 @@ def deliver(
     except EgressRefusedError as error:
         return Failed(delivery, f"egress refused: {error}", None, _elapsed_ms(started))
     except _PERMANENT_REQUEST_ERRORS as error:
-        return Failed(delivery, f"invalid request: {error}", None, _elapsed_ms(started))
+        reason = _describe_invalid(error, headers)
+        return Failed(delivery, f"invalid request: {reason}", None, _elapsed_ms(started))
     except requests.exceptions.RequestException as error:
         return _failed_attempt(
             delivery, policy, rng, reason=_describe(error), duration_ms=_elapsed_ms(started)
@@ -189,8 +192,27 @@ def _describe(error: requests.exceptions.RequestException) -> str:
     if isinstance(error, requests.exceptions.Timeout):
         return "timeout"
     if isinstance(error, requests.exceptions.ConnectionError):
+        cause = error.args[0] if error.args else None
+        if isinstance(getattr(cause, "reason", None), NameResolutionError):
+            return "connection error: the host name did not resolve"
         return f"connection error: {type(error).__name__}"
     return f"request error: {type(error).__name__}"
+
+
+def _describe_invalid(error: requests.exceptions.RequestException, headers: dict[str, str]) -> str:
+    """Which part of the request the HTTP client refused, never its value.
+
+    requests puts the refused header value or the whole URL (password
+    included) in its messages, so the text is built here instead.
+    """
+    if isinstance(error, requests.exceptions.InvalidHeader):
+        for name, value in headers.items():
+            try:
+                check_header_validity((name, value))
+            except requests.exceptions.InvalidHeader:
+                return f"header {name!r} has a value the HTTP client refuses"
+        return "a header the HTTP client refuses"
+    return f"{type(error).__name__} (the URL is not one the HTTP client accepts)"
 
 
 def _failed_attempt(

@@ -2,20 +2,27 @@
 
 The host is resolved here, every address it resolves to is checked, and
 urllib3 then connects to the checked address itself: no window for DNS
-rebinding between check and connect. TLS still verifies the certificate and
-sends SNI for the URL's host name. Every redirect hop comes through here too,
-so a redirect cannot lead into a blocked range.
+rebinding between check and connect. A lookup that fails fails the call
+(retryable, like any connection error): urllib3 must never resolve the name
+again on its own, unchecked. TLS still verifies the certificate and sends SNI
+for the URL's host name. Every redirect hop comes through here too, so a
+redirect cannot lead into a blocked range.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError
 
 from taskq_core.egress import EgressPolicy
 
@@ -24,8 +31,8 @@ class EgressRefusedError(ValueError):
     """The egress policy refused the target; retrying cannot help."""
 
 
-def checked_address(policy: EgressPolicy, host: str, port: int) -> str | None:
-    """The address to connect to, or None when the name does not resolve (urllib3 reports that).
+def checked_address(policy: EgressPolicy, host: str, port: int) -> str:
+    """The address to connect to; socket.gaierror when the name does not resolve.
 
     A name is refused if ANY address it resolves to is refused, so a record set
     mixing public and internal addresses cannot be used to slip through.
@@ -34,16 +41,15 @@ def checked_address(policy: EgressPolicy, host: str, port: int) -> str | None:
     if reason:
         raise EgressRefusedError(reason)
     host_allowed = host.lower().rstrip(".") in policy.allowed_hosts
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        return None
+    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, "the name resolved to no address")
     for address in addresses:
         reason = policy.refuse_address(ipaddress.ip_address(address), host_allowed=host_allowed)
         if reason:
             raise EgressRefusedError(reason)
-    return addresses[0] if addresses else None
+    return addresses[0]
 
 
 def guarded_adapter(policy: EgressPolicy, *, pool_maxsize: int) -> HTTPAdapter:
@@ -53,8 +59,11 @@ def guarded_adapter(policy: EgressPolicy, *, pool_maxsize: int) -> HTTPAdapter:
         # urllib3 connects to `_dns_host` and verifies TLS against `host`; the
         # original name is kept so a reconnect resolves and checks it again.
         name = connection.__dict__.setdefault("_taskq_name", connection._dns_host)
-        address = checked_address(policy, name, connection.port)
-        connection._dns_host = address or name
+        try:
+            connection._dns_host = checked_address(policy, name, connection.port)
+        except socket.gaierror as error:
+            # What urllib3 raises for a failed lookup: a retryable connection error.
+            raise NameResolutionError(name, connection, error) from error
 
     class GuardedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
@@ -79,5 +88,22 @@ def guarded_adapter(policy: EgressPolicy, *, pool_maxsize: int) -> HTTPAdapter:
                 "http": GuardedHTTPConnectionPool,
                 "https": GuardedHTTPSConnectionPool,
             }
+
+        def send(  # noqa: PLR0917 - the signature of HTTPAdapter.send
+            self,
+            request: PreparedRequest,
+            stream: bool = False,
+            timeout: Any = None,
+            verify: bool | str = True,
+            cert: Any = None,
+            proxies: Mapping[str, str] | None = None,
+        ) -> Response:
+            # Through a proxy the proxy resolves the name, so only the URL's own
+            # host can be checked here (an address literal, a loopback name).
+            if proxies and select_proxy(request.url or "", dict(proxies)):
+                host = urlsplit(request.url or "").hostname or ""
+                if reason := policy.refuse_host(host):
+                    raise EgressRefusedError(reason)
+            return super().send(request, stream, timeout, verify, cert, proxies)
 
     return GuardedAdapter(pool_connections=16, pool_maxsize=pool_maxsize)

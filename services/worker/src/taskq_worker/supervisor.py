@@ -15,7 +15,6 @@ import urllib.request
 
 import requests
 from loguru import logger
-from requests.adapters import HTTPAdapter
 
 from taskq_core.database import create_pool
 from taskq_core.deliveries import Delivery, Outcome, RetryLater
@@ -35,6 +34,7 @@ from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.outcome_log import log_outcome, message_context
 from taskq_worker.queue_metrics import QueueStateCollector
 from taskq_worker.recorder import Recorder
+from taskq_worker.redirects import TaskSession
 from taskq_worker.wakeups import Wakeups
 
 TAKE_TIMEOUT = 0.2
@@ -47,17 +47,16 @@ def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
 
     trust_env is off because it costs about a third of each call (proxy and
     netrc lookups per request); proxies in the environment are read once here,
-    and not at all under an egress policy (a proxy would hide the real target).
+    and not at all when EGRESS_* settings ask for checks (a proxy resolves the
+    name itself, hiding the address the policy must see).
     Cookies are neither kept nor sent: calls of unrelated tasks share it.
     """
-    session = requests.Session()
+    session = TaskSession()
     session.trust_env = False
     session.cookies = NoCookies()
-    if policy.active:
-        adapter = guarded_adapter(policy, pool_maxsize=max(threads, 1))
-    else:
+    if not policy.configured:
         session.proxies.update(urllib.request.getproxies())
-        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max(threads, 1))
+    adapter = guarded_adapter(policy, pool_maxsize=max(threads, 1))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

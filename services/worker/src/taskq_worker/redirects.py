@@ -1,0 +1,49 @@
+"""What a redirect hop carries: the task's headers stay with the origin the task named.
+
+requests strips only Authorization (and Cookie) when a redirect leaves the
+host; X-Api-Key or any custom credential would still go along to wherever
+the target points. A hop to another origin (scheme, host or port) carries
+taskq's own headers only; a hop within the origin keeps everything.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+DEFAULT_HEADERS = {"User-Agent": "taskq", "Accept": "*/*"}
+"""Sent with every call unless the task's own headers override them."""
+IDENTITY_HEADERS = ("Idempotency-Key", "X-Taskq-Task-Id", "X-Taskq-Attempt")
+"""Set by taskq on every call, after the task's headers: never the client's values."""
+_FRAMING_HEADERS = ("Content-Length", "Transfer-Encoding")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """RFC 6454 origin: scheme, host and port (the scheme's default when none is given)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+class TaskSession(requests.Session):
+    """A session whose redirects to another origin drop every header the task supplied."""
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        # Replaces requests' own rule (drop Authorization on a change of host;
+        # netrc is off with trust_env), which this one covers.
+        if origin(prepared_request.url or "") == origin(response.request.url or ""):
+            return
+        before = prepared_request.headers
+        kept: CaseInsensitiveDict[str] = CaseInsensitiveDict(DEFAULT_HEADERS)
+        for name in (*IDENTITY_HEADERS, *_FRAMING_HEADERS):
+            if name in before:
+                kept[name] = before[name]
+        if prepared_request.body is not None:
+            # taskq always sends JSON; the task's own Content-Type stays behind too.
+            kept["Content-Type"] = "application/json"
+        prepared_request.headers = kept
