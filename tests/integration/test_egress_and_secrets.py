@@ -28,10 +28,10 @@ REBINDING_NAME = "rebinding.taskq.test"
 
 
 @pytest.fixture
-def flaky_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def flaky_resolver(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The process's resolver: REBINDING_NAME fails once (SERVFAIL), then answers 127.0.0.1.
 
-    Yields the list of lookups of that name, so a test can see it was asked again.
+    Returns the list of lookups of that name, so a test can see it was asked again.
     """
     real = socket.getaddrinfo
     lookups: list[str] = []
@@ -45,7 +45,7 @@ def flaky_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port)))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield lookups
+    return lookups
 
 
 @pytest.mark.parametrize(
@@ -245,7 +245,7 @@ def test_a_redirect_within_the_origin_keeps_the_task_headers(
         )
         wait_until(lambda: all_final(settings.postgres_dsn, task_id, 1))
     first, then = target.requests_snapshot()
-    assert then.path == "/next"
+    assert (first.path, then.path) == ("/first", "/next")
     for name, value in TASK_HEADERS.items():
         assert then.headers[name.lower()] == value
 
@@ -259,7 +259,11 @@ def test_a_header_value_the_client_refuses_is_never_quoted_in_the_error(
         settings,
         "bad-header",
         [
-            {"url": f"{target.url}/x", "method": "POST", "headers": {"Authorization": f" {secret}"}},
+            {
+                "url": f"{target.url}/x",
+                "method": "POST",
+                "headers": {"Authorization": " " + secret},
+            },
             {"url": "http://user:url-password-secret@[::1:/x", "method": "POST"},
         ],
     )
