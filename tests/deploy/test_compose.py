@@ -131,6 +131,7 @@ def test_configuration_parses(services: dict[str, dict[str, Any]]) -> None:
     """Values parse as the processes parse them; workers stop within compose's grace."""
     for name, service in _taskq_services(services).items():
         settings = Settings.from_env({k: str(v) for k, v in service["environment"].items()})
+        assert settings.egress_block_private, f"{name}: the API and workers refuse private targets"
         if name == "worker":
             grace = parse_duration(service["stop_grace_period"])
             assert grace > settings.shutdown_grace_period

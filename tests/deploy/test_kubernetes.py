@@ -181,6 +181,7 @@ def test_configuration_parses_and_matches_the_manifests() -> None:
     objects = kustomize_build(K8S)
     for name, container in _taskq_containers(objects):
         settings = Settings.from_env(_container_environment(objects, container))
+        assert settings.egress_block_private, f"{name}: taskq refuses private targets"
         ports = {port["name"]: port["containerPort"] for port in container.get("ports", [])}
         if name == "taskq-api":
             assert ports == {"http": settings.port}
