@@ -97,6 +97,33 @@ def test_a_failed_lookup_is_a_retryable_error_naming_dns(
     assert row["error"].startswith("connection error: the host name did not resolve")
 
 
+def test_every_checked_address_is_tried_in_turn(
+    settings: Settings, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name with an address that does not answer first (nothing listens on
+    # ::1) and a working one second: the guard pins, yet still falls back.
+    real = socket.getaddrinfo
+
+    def dual_stack(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "dual.taskq.test":
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", int(port), 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port))),
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dual_stack)
+    port = target.url.rsplit(":", 1)[1]
+    task_id = queue_directly(
+        settings, "dual", [{"url": f"http://dual.taskq.test:{port}/both", "method": "POST"}]
+    )
+    with running_worker(settings):
+        wait_until(lambda: all_final(settings.postgres_dsn, task_id, 1))
+    [row] = statuses(settings.postgres_dsn, task_id)
+    assert (row["status"], row["attempt"]) == ("success", 0)
+    assert [r.path for r in target.requests_snapshot()] == ["/both"]
+
+
 def test_metadata_addresses_are_refused_by_the_worker_with_no_setting(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NameResolutionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError
 
 from taskq_core.egress import EgressPolicy
 
@@ -31,8 +31,8 @@ class EgressRefusedError(ValueError):
     """The egress policy refused the target; retrying cannot help."""
 
 
-def checked_address(policy: EgressPolicy, host: str, port: int) -> str:
-    """The address to connect to; socket.gaierror when the name does not resolve.
+def checked_addresses(policy: EgressPolicy, host: str, port: int) -> list[str]:
+    """The addresses to connect to, in the resolver's order; socket.gaierror when none.
 
     A name is refused if ANY address it resolves to is refused, so a record set
     mixing public and internal addresses cannot be used to slip through.
@@ -42,38 +42,48 @@ def checked_address(policy: EgressPolicy, host: str, port: int) -> str:
         raise EgressRefusedError(reason)
     host_allowed = host.lower().rstrip(".") in policy.allowed_hosts
     infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise socket.gaierror(socket.EAI_NONAME, "the name resolved to no address")
     for address in addresses:
         reason = policy.refuse_address(ipaddress.ip_address(address), host_allowed=host_allowed)
         if reason:
             raise EgressRefusedError(reason)
-    return addresses[0]
+    return addresses
 
 
 def guarded_adapter(policy: EgressPolicy, *, pool_maxsize: int) -> HTTPAdapter:
     """An adapter whose every new connection is checked against `policy`."""
 
-    def pin(connection: HTTPConnection) -> None:
+    def connect_checked(
+        connection: HTTPConnection, connect: Callable[[], socket.socket]
+    ) -> socket.socket:
         # urllib3 connects to `_dns_host` and verifies TLS against `host`; the
         # original name is kept so a reconnect resolves and checks it again.
         name = connection.__dict__.setdefault("_taskq_name", connection._dns_host)
         try:
-            connection._dns_host = checked_address(policy, name, connection.port)
+            addresses = checked_addresses(policy, name, connection.port)
         except socket.gaierror as error:
             # What urllib3 raises for a failed lookup: a retryable connection error.
             raise NameResolutionError(name, connection, error) from error
+        # Each checked address in turn, as urllib3 would try the resolver's
+        # answers (an unreachable IPv6 address before a working IPv4 one).
+        for address in addresses[:-1]:
+            connection._dns_host = address
+            try:
+                return connect()
+            except ConnectTimeoutError:  # NewConnectionError (refused, unreachable) included
+                continue
+        connection._dns_host = addresses[-1]
+        return connect()
 
     class GuardedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
-            pin(self)
-            return super()._new_conn()
+            return connect_checked(self, super()._new_conn)
 
     class GuardedHTTPSConnection(HTTPSConnection):
         def _new_conn(self) -> socket.socket:
-            pin(self)
-            return super()._new_conn()
+            return connect_checked(self, super()._new_conn)
 
     class GuardedHTTPConnectionPool(HTTPConnectionPool):
         ConnectionCls = GuardedHTTPConnection
