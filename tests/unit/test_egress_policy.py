@@ -94,6 +94,8 @@ def test_an_allowlisted_network_opens_a_metadata_address_a_listed_name_does_not(
         "http://0/",
         "http://0x7f000001/",
         "http://167772161/",  # 10.0.0.1
+        "http://\uff11\uff12\uff17.0.0.1/",  # fullwidth digits, 127.0.0.1 once IDNA-encoded
+        "http://127\u30020\u30020\u30021/",  # ideographic full stops
     ],
 )
 def test_blocking_refuses_every_form_of_an_internal_target(url: str) -> None:

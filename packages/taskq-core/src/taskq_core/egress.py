@@ -106,6 +106,13 @@ class EgressPolicy:
 
 def literal_address(host: str) -> IPAddress | None:
     """The address a host names without DNS: an IP literal, or a number inet_aton reads."""
+    if not host.isascii():
+        # IDNA maps fullwidth digits and ideographic full stops to ASCII ones:
+        # fullwidth "127" is 127 to any client that encodes the name.
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
