@@ -152,6 +152,31 @@ def test_metadata_addresses_are_refused_by_the_worker_with_no_setting(
     assert all(row["attempt"] == 0 for row in rows)  # refused at once, never retried
 
 
+def test_through_a_proxy_the_url_host_is_still_checked(
+    settings: Settings, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The target plays an HTTP proxy from the environment (used with no EGRESS_* setting).
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", target.url)
+    monkeypatch.setenv("http_proxy", target.url)
+    task_id = queue_directly(
+        settings,
+        "proxied",
+        [
+            {"url": "http://partner.taskq.test/hook", "method": "POST"},
+            {"url": "http://169.254.169.254/latest/meta-data/", "method": "GET"},
+        ],
+    )
+    with running_worker(settings):
+        wait_until(lambda: all_final(settings.postgres_dsn, task_id, 2))
+    proxied, metadata = statuses(settings.postgres_dsn, task_id)
+    assert proxied["status"] == "success"
+    assert metadata["status"] == "failed"
+    assert metadata["error"].startswith("egress refused")
+    assert [r.path for r in target.requests_snapshot()] == ["http://partner.taskq.test/hook"]
+
+
 def post(client: TestClient[Litestar], body: dict[str, object]) -> tuple[int, dict[str, Any]]:
     response = client.post("/tasks", json=body)
     return response.status_code, response.json()
