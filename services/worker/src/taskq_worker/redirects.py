@@ -17,7 +17,10 @@ DEFAULT_HEADERS = {"User-Agent": "taskq", "Accept": "*/*"}
 """Sent with every call unless the task's own headers override them."""
 IDENTITY_HEADERS = ("Idempotency-Key", "X-Taskq-Task-Id", "X-Taskq-Attempt")
 """Set by taskq on every call, after the task's headers: never the client's values."""
-_FRAMING_HEADERS = ("Content-Length", "Transfer-Encoding")
+# Set by requests for this hop: the body's framing, and the credentials of a
+# proxy from the environment (rebuild_proxies has already replaced any the
+# task supplied).
+_HOP_HEADERS = ("Content-Length", "Transfer-Encoding", "Proxy-Authorization")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -40,7 +43,7 @@ class TaskSession(requests.Session):
             return
         before = prepared_request.headers
         kept: CaseInsensitiveDict[str] = CaseInsensitiveDict(DEFAULT_HEADERS)
-        for name in (*IDENTITY_HEADERS, *_FRAMING_HEADERS):
+        for name in (*IDENTITY_HEADERS, *_HOP_HEADERS):
             if name in before:
                 kept[name] = before[name]
         if prepared_request.body is not None:
