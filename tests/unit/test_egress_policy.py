@@ -51,6 +51,8 @@ def test_an_allowlisted_network_opens_a_metadata_address_a_listed_name_does_not(
     assert opened.refuse_url("http://169.254.169.254/") is None
     assert opened.refuse_url("http://[::ffff:169.254.169.254]/") is None
     assert opened.refuse_url("http://169.254.169.253/") is not None
+    six_to_four = policy(egress_block_private=True, egress_allowlist=("2002:a00::/24",))
+    assert six_to_four.refuse_url("http://[2002:a00:1::1]/") is None  # listed as itself
     named = policy(egress_allowlist=("metadata.internal",))
     assert named.refuse_address(ipaddress.ip_address("169.254.169.254"), host_allowed=True)
 

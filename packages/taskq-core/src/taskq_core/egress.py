@@ -82,7 +82,8 @@ class EgressPolicy:
     def refuse_address(self, address: IPAddress, *, host_allowed: bool) -> str | None:
         """Why connecting to `address` is refused, or None. `host_allowed`: its name was listed."""
         reached = _reached(address)
-        if any(ip in network for ip in reached for network in self.allowed_networks):
+        listed = (address, *reached)
+        if any(ip in network for ip in listed for network in self.allowed_networks):
             return None
         # A listed name does not open these: its DNS could point anywhere.
         if any(_never_legitimate(ip) for ip in reached):
