@@ -69,7 +69,10 @@ class EgressPolicy:
         address = literal_address(name)
         if address is None:
             return self._refuse_name(host, name)
-        return self.refuse_address(address, host_allowed=False)
+        reason = self.refuse_address(address, host_allowed=False)
+        if reason and str(address) != name.strip("[]"):
+            return f"host {host!r} is {address}: {reason}"  # say how 0x7f.1 was read
+        return reason
 
     def _refuse_name(self, host: str, name: str) -> str | None:
         if self.allowed_hosts and not self.allowed_networks:
