@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from tests.support.databases import (
     drop_database,
     server_dsn,
 )
+from tests.support.loopback_only import guarded
 from tests.support.target import Target
 
 
@@ -58,3 +60,10 @@ def target() -> Iterator[Target]:
     server = Target().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No in-process connect leaves the machine, whatever the code under test decides."""
+    monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex))

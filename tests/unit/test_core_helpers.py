@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from taskq_core.queries import QUERIES, parse_named_blocks
@@ -47,3 +49,10 @@ def test_sensitive_headers_are_redacted() -> None:
     }
     assert is_sensitive_header("x-client-secret")
     assert not is_sensitive_header("accept")
+
+
+def test_tests_cannot_connect_off_the_machine() -> None:
+    with socket.socket() as sock, pytest.raises(OSError, match="only to loopback"):
+        sock.connect(("192.0.2.1", 80))  # TEST-NET-1: would never answer anyway
+    with socket.socket(socket.AF_INET6) as sock, pytest.raises(OSError, match="only to loopback"):
+        sock.connect(("::ffff:192.0.2.1", 80, 0, 0))
