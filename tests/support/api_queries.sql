@@ -30,3 +30,8 @@ WHERE task_id = %(task_id)s ORDER BY payload_id;
 
 -- name: test_listen_work
 LISTEN taskq_work;
+
+-- name: test_stored_bytes
+-- What a task's calls take as text: its queued messages plus its status rows' payloads.
+SELECT (SELECT coalesce(sum(octet_length(message::text)), 0) FROM pgmq.read(%(queue)s, 0, 100000))
+     + (SELECT coalesce(sum(octet_length(payload::text)), 0) FROM taskq.task_status) AS stored;

@@ -184,8 +184,7 @@ def database_errors() -> Iterator[None]:
         yield
     except PoolTimeout as error:
         raise DatabaseUnavailableError(
-            f"the database is unreachable (no connection within the pool timeout: {error}); "
-            "try again shortly"
+            f"the database is unreachable ({error}); try again shortly"
         ) from error
     except psycopg.OperationalError as error:
         raise DatabaseUnavailableError(

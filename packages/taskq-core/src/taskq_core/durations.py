@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_SECONDS = {
@@ -26,7 +27,7 @@ def parse_duration(text: str) -> float:
     """
     value = text.strip()
     if _NUMBER.fullmatch(value):
-        return float(value)
+        return _finite(float(value), text)
     position = 0
     total = 0.0
     for match in _PART.finditer(value):
@@ -36,4 +37,11 @@ def parse_duration(text: str) -> float:
         position = match.end()
     if position != len(value) or not value:
         raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 30s, 2m)")
-    return total
+    return _finite(total, text)
+
+
+def _finite(seconds: float, text: str) -> float:
+    # Hundreds of digits parse as float infinity, which no later arithmetic survives.
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration {text[:40]!r}... is too large")
+    return seconds

@@ -36,6 +36,14 @@ class InvalidFieldError(TaskqError):
         super().__init__(f"{field}: {reason}")
 
 
+class RequestTooLargeError(InvalidFieldError):
+    """The request would store more than the server allows."""
+
+
+class TooManyTaskTypesError(InvalidFieldError):
+    """The server already has as many task types as MAX_TASK_TYPES allows."""
+
+
 class NotFoundError(TaskqError):
     """The requested resource does not exist."""
 

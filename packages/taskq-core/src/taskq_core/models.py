@@ -17,7 +17,12 @@ from taskq_core.status import TaskStatus
 HttpMethod = Literal["POST", "PATCH", "PUT", "DELETE", "GET"]
 # PostgreSQL text cannot hold NUL: refused here (400 naming the field), not by the database.
 _NO_NUL = "^[^\\u0000]*$"
-TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
+# A type is read back at GET /task-types/{task_type}: a `/` (even as %2F) or a bare `.` or
+# `..` would not survive the URL path, so such names are refused when a type is created.
+_TASK_TYPE = "^(?!\\.\\.?$)[^\\u0000/]*$"
+TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_TASK_TYPE)]
+TaskTypeFilter = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
+"""A type to look for: any name a type may have had, including ones made before the rule above."""
 ItemId = Annotated[str, msgspec.Meta(max_length=1000, pattern=_NO_NUL)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
@@ -104,7 +109,7 @@ class TaskTypeView(msgspec.Struct, frozen=True):
 class DlqReprocess(msgspec.Struct, frozen=True):
     """Body of POST /dlq/reprocess: which failed messages to send again."""
 
-    task_type: TaskTypeName | None = None
+    task_type: TaskTypeFilter | None = None
     task_id: UUID | None = None
 
 

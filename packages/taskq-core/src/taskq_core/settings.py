@@ -45,6 +45,10 @@ class Settings:
     shutdown_grace_period: float = 25.0
     max_payloads: int = 10_000
     max_body_size: int = 10 * 1024 * 1024
+    # Bounds on what one request may cost (SECURITY.md): headers, stored bytes, task types.
+    max_headers_size: int = 32 * 1024
+    max_request_storage: int = 64 * 1024 * 1024
+    max_task_types: int = 1000
     db_pool_size: int = 10
     # Database limits (taskq_core.database): a frozen database answers 503, never a hang.
     db_connect_timeout: float = 3.0
@@ -210,6 +214,9 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "shutdown_grace_period": _non_negative_duration,
     "max_payloads": _positive_int,
     "max_body_size": _byte_size,
+    "max_headers_size": _byte_size,
+    "max_request_storage": _byte_size,
+    "max_task_types": _positive_int,
     "db_pool_size": _positive_int,
     "db_connect_timeout": _positive_duration,
     "db_statement_timeout": _positive_duration,

@@ -8,26 +8,23 @@ bad batch is rejected whole and the error names the field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import msgspec
+
 from taskq_core.durations import parse_duration
 from taskq_core.egress import EgressPolicy
-from taskq_core.errors import InvalidFieldError
+from taskq_core.errors import InvalidFieldError, RequestTooLargeError
+from taskq_core.headers import DEFAULT_MAX_HEADERS_SIZE, check_headers
 from taskq_core.models import PayloadSubmit, QueuedCall, TaskSubmit
 
 MAX_TIMEOUT_MS = 600_000
 """Ten minutes: a call that needs longer does not fit a visibility-timeout-based queue."""
-MAX_HEADER_NAME = 256
-MAX_HEADER_VALUE = 8192
-"""Characters in a header name and value: common servers refuse longer header lines anyway."""
-
-# RFC 9110 token characters: what a header name may contain.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Field values may not carry line breaks or NUL (request smuggling, broken requests).
-_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
+DEFAULT_MAX_REQUEST_STORAGE = 64 * 1024**2
+"""Bytes one POST /tasks may store (MAX_REQUEST_STORAGE's default); see estimate_storage."""
+_encode = msgspec.json.Encoder().encode
 
 
 def build_calls(
@@ -36,11 +33,15 @@ def build_calls(
     *,
     max_payloads: int,
     egress: EgressPolicy | None = None,
+    max_headers_size: int = DEFAULT_MAX_HEADERS_SIZE,
+    max_storage: int = DEFAULT_MAX_REQUEST_STORAGE,
+    body_size: int = 0,
 ) -> list[QueuedCall]:
     """One QueuedCall per payload, in payload order; raise InvalidFieldError on a bad field.
 
     With an active `egress` policy, a url it can refuse without DNS is refused
-    here (400 naming the field) rather than left to fail in the worker.
+    here (400 naming the field) rather than left to fail in the worker. A batch
+    that would store more than `max_storage` bytes is refused before any is built.
     """
     policy = egress or EgressPolicy()
     count = len(submit.payloads)
@@ -51,13 +52,47 @@ def build_calls(
             "payloads", f"has {count} payloads; at most {max_payloads} are accepted per request"
         )
     check_url("url", submit.url, policy)
-    check_headers("headers", submit.headers)
+    check_headers("headers", submit.headers, max_size=max_headers_size)
     timeout_ms = timeout_to_ms(submit.timeout)
     task = str(task_id)
-    return [
-        _call(submit, payload, index, task_id=task, timeout_ms=timeout_ms, policy=policy)
+    calls = [
+        _call(
+            submit,
+            payload,
+            index,
+            task_id=task,
+            timeout_ms=timeout_ms,
+            policy=policy,
+            max_headers_size=max_headers_size,
+        )
         for index, payload in enumerate(submit.payloads)
     ]
+    stored = estimate_storage(calls, body_size)
+    if stored > max_storage:
+        raise RequestTooLargeError(
+            "headers" if submit.headers else "payloads",
+            f"this batch would store about {stored // 1024} KiB (its url and headers are "
+            f"copied into each of its {count} messages), more than MAX_REQUEST_STORAGE "
+            f"({max_storage // 1024} KiB); send fewer payloads per request or shorter headers",
+        )
+    return calls
+
+
+def estimate_storage(calls: list[QueuedCall], body_size: int) -> int:
+    """Bytes the calls take in the database: each message's own fields, plus the data twice.
+
+    The data is stored in the message and in its status row; the body bounds
+    its size. The rest (url, headers, ids) is measured once per distinct set of
+    shared fields, so the estimate costs little even for 10,000 payloads.
+    """
+    sizes: dict[tuple[int, str], int] = {}
+    total = 2 * body_size
+    for call in calls:
+        key = (id(call.headers), call.url)
+        if key not in sizes:
+            sizes[key] = len(_encode(msgspec.structs.replace(call, data=None)))
+        total += sizes[key]
+    return total
 
 
 def _call(
@@ -68,6 +103,7 @@ def _call(
     task_id: str,
     timeout_ms: int | None,
     policy: EgressPolicy,
+    max_headers_size: int,
 ) -> QueuedCall:
     url, method, headers = submit.url, submit.method, submit.headers
     override = payload.api_override
@@ -79,7 +115,7 @@ def _call(
         if override.method is not None:
             method = override.method
         if override.headers:
-            check_headers(f"{where}.headers", override.headers)
+            check_headers(f"{where}.headers", override.headers, max_size=max_headers_size)
             headers = merge_headers(headers, override.headers)
     return QueuedCall(
         task_id=task_id,
@@ -87,7 +123,8 @@ def _call(
         task_type=submit.task_type,
         url=url,
         method=method,
-        headers=dict(headers),
+        # Shared, not copied, by every call without its own headers (never mutated).
+        headers=headers,
         data=payload.data,
         item_id=submit.item_id,
         timeout_ms=timeout_ms,
@@ -112,25 +149,6 @@ def check_url(field: str, url: str, policy: EgressPolicy | None = None) -> None:
         raise InvalidFieldError(field, "must not contain whitespace or control characters")
     if policy is not None and (reason := policy.refuse_host(host)):
         raise InvalidFieldError(field, f"is refused by the egress policy: {reason}")
-
-
-def check_headers(field: str, headers: Mapping[str, str]) -> None:
-    """Header names must be HTTP tokens and values single-line, or the call could not be sent."""
-    for name, value in headers.items():
-        if len(name) > MAX_HEADER_NAME:
-            raise InvalidFieldError(
-                field, f"header name {name[:40]!r}... is longer than {MAX_HEADER_NAME} characters"
-            )
-        if len(value) > MAX_HEADER_VALUE:
-            raise InvalidFieldError(
-                f"{field}.{name}", f"is longer than {MAX_HEADER_VALUE} characters"
-            )
-        if not _HEADER_NAME.fullmatch(name):
-            raise InvalidFieldError(field, f"{name!r} is not a valid header name")
-        if _BAD_HEADER_VALUE.search(value):
-            raise InvalidFieldError(
-                f"{field}.{name}", "must not contain line breaks or NUL characters"
-            )
 
 
 def merge_headers(base: Mapping[str, str], override: Mapping[str, str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from loguru import logger
 
 from taskq_api.auth import api_key_guard, security_components, security_requirements
+from taskq_api.content_type import require_json
 from taskq_api.controllers.dlq import DlqController
 from taskq_api.controllers.docs import SwaggerAliasController
 from taskq_api.controllers.health import HealthController
@@ -64,8 +65,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pool,
         dlq_queue_name=settings.dlq_queue_name,
         dlq_visibility_timeout=settings.visibility_timeout,
+        max_task_types=settings.max_task_types,
     )
-    limits = Limits(max_payloads=settings.max_payloads, egress=EgressPolicy.from_settings(settings))
+    limits = Limits(
+        max_payloads=settings.max_payloads,
+        egress=EgressPolicy.from_settings(settings),
+        max_headers_size=settings.max_headers_size,
+        max_request_storage=settings.max_request_storage,
+    )
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -106,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[database, metrics_files],
         state=State({STATE_KEY: metrics}),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=require_json,
         # The request log is outermost so that even a refused request gets an id.
         middleware=[RequestLogMiddleware, prometheus.middleware],
         openapi_config=openapi_config(keys_required=bool(settings.api_keys)),

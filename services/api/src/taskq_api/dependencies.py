@@ -23,12 +23,21 @@ class Limits:
     (the egress policy holds ipaddress networks). A plain object passes as is.
     """
 
-    __slots__ = ("egress", "max_payloads")
+    __slots__ = ("egress", "max_headers_size", "max_payloads", "max_request_storage")
 
-    def __init__(self, *, max_payloads: int, egress: EgressPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        max_payloads: int,
+        egress: EgressPolicy,
+        max_headers_size: int,
+        max_request_storage: int,
+    ) -> None:
         self.max_payloads = max_payloads
         self.egress = egress
         """Refuses at submission the urls it can decide on without DNS."""
+        self.max_headers_size = max_headers_size
+        self.max_request_storage = max_request_storage
 
 
 Repository: TypeAlias = NamedDependency[ApiRepository]

@@ -17,6 +17,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -24,7 +26,14 @@ from litestar.types import ExceptionHandlersMap
 from loguru import logger
 
 from taskq_api.metrics import record_rejection
-from taskq_core.errors import DatabaseUnavailableError, InvalidFieldError, NotFoundError, TaskqError
+from taskq_core.errors import (
+    DatabaseUnavailableError,
+    InvalidFieldError,
+    NotFoundError,
+    RequestTooLargeError,
+    TaskqError,
+    TooManyTaskTypesError,
+)
 
 # msgspec names the failing location as `$.payloads[0].data`; Litestar sometimes
 # strips it to a `key`. Both end up as the `field` of the error body.
@@ -70,6 +79,31 @@ def error_response(
 
 def _invalid_field(_: Request[Any, Any, Any], error: InvalidFieldError) -> Response[ErrorBody]:
     return error_response(HTTP_400_BAD_REQUEST, "invalid_field", error.message, error.field)
+
+
+def _too_large(_: Request[Any, Any, Any], error: RequestTooLargeError) -> Response[ErrorBody]:
+    return error_response(
+        HTTP_413_REQUEST_ENTITY_TOO_LARGE, "payload_too_large", error.message, error.field
+    )
+
+
+def _too_many_types(_: Request[Any, Any, Any], error: TooManyTaskTypesError) -> Response[ErrorBody]:
+    return error_response(HTTP_409_CONFLICT, "too_many_task_types", error.message, error.field)
+
+
+def _not_utf8(_: Request[Any, Any, Any], __: UnicodeDecodeError) -> Response[ErrorBody]:
+    return error_response(
+        HTTP_400_BAD_REQUEST, "malformed_json", "the request body is not valid UTF-8 (JSON must be)"
+    )
+
+
+def _too_deep(_: Request[Any, Any, Any], __: RecursionError) -> Response[ErrorBody]:
+    # Only input can nest this deep: msgspec gives up at about 1,000 levels while decoding.
+    return error_response(
+        HTTP_400_BAD_REQUEST,
+        "malformed_json",
+        "the request body is nested too deeply (JSON arrays and objects go ~1,000 levels at most)",
+    )
 
 
 def _not_found(_: Request[Any, Any, Any], error: NotFoundError) -> Response[ErrorBody]:
@@ -151,12 +185,16 @@ def _counted(
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    RequestTooLargeError: _counted(_too_large),
+    TooManyTaskTypesError: _counted(_too_many_types),
     InvalidFieldError: _counted(_invalid_field),
     NotFoundError: _counted(_not_found),
     DatabaseUnavailableError: _counted(_database_unavailable),
     TaskqError: _counted(_taskq_error),
     ValidationException: _counted(_validation),
     HTTPException: _counted(_http),
+    UnicodeDecodeError: _counted(_not_utf8),
+    RecursionError: _counted(_too_deep),
     Exception: _counted(_unexpected),
 }
 """Litestar picks the most specific class in an exception's MRO."""

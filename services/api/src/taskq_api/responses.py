@@ -14,7 +14,10 @@ _MEANINGS = {
     400: "A field is invalid; `field` names it",
     401: "No valid API key (only when the server sets API_KEYS)",
     404: "Not found",
-    413: "The request body is larger than MAX_BODY_SIZE",
+    409: "A new task type would exceed MAX_TASK_TYPES",
+    413: "The request body is larger than MAX_BODY_SIZE, or would store more than "
+    "MAX_REQUEST_STORAGE",
+    415: "The body is not sent as Content-Type: application/json",
     503: "The database is unreachable; retry after the Retry-After seconds",
 }
 
@@ -31,7 +34,7 @@ def error_responses(*status_codes: int) -> dict[int, ResponseSpec]:
 
 def write_errors(*extra: int) -> dict[int, ResponseSpec]:
     """A handler that reads a JSON body and writes to the database."""
-    return error_responses(400, 401, 413, 503, *extra)
+    return error_responses(400, 401, 413, 415, 503, *extra)
 
 
 def read_errors() -> dict[int, ResponseSpec]:

@@ -21,7 +21,7 @@ from loguru import logger
 from psycopg.rows import TupleRow, kwargs_row
 
 from taskq_core.database import AsyncBoundedConnection, AsyncPool, database_errors, first_line
-from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError
+from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError, TooManyTaskTypesError
 from taskq_core.models import (
     DlqReprocessed,
     MessageStatusView,
@@ -35,6 +35,8 @@ from taskq_core.status import TaskStatus
 
 REPROCESS_CHUNK = 500
 """DLQ messages moved per transaction: bounded transactions however large the DLQ is."""
+DEFAULT_MAX_TASK_TYPES = 1000
+"""MAX_TASK_TYPES's default: each type costs a PGMQ queue (7 relations) and metric series."""
 PING_TIMEOUT = 1.0
 """Seconds readiness waits for a connection and for its answer."""
 
@@ -66,8 +68,10 @@ class ApiRepository:
         dlq_queue_name: str,
         dlq_visibility_timeout: float = 30.0,
         reprocess_chunk: int = REPROCESS_CHUNK,
+        max_task_types: int = DEFAULT_MAX_TASK_TYPES,
     ) -> None:
         self._pool = pool
+        self._max_task_types = max_task_types
         self._dlq = dlq_queue_name
         self._dlq_vt = max(1, round(dlq_visibility_timeout))
         self._chunk = reprocess_chunk
@@ -138,8 +142,19 @@ class ApiRepository:
         self._queues[task_type] = queue
         return message_ids
 
-    async def _ensure_queue(self, conn: AsyncBoundedConnection, task_type: str) -> str:
-        """The type's queue name, registering the type and creating its queue if new."""
+    async def _ensure_queue(
+        self, conn: AsyncBoundedConnection, task_type: str, *, limited: bool = True
+    ) -> str:
+        """The type's queue name, registering the type and creating its queue if new.
+
+        `limited`: refuse a new type beyond MAX_TASK_TYPES (a DLQ requeue is not,
+        its type existed when the message was sent).
+        """
+        cursor = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
+        if (row := await cursor.fetchone()) is not None:
+            return str(row[0])
+        if limited:
+            await self._make_room_for_a_type(conn)
         queue = queue_name_for(task_type)
         cursor = await conn.execute(
             QUERIES["register_task_type"], {"task_type": task_type, "queue": queue}
@@ -148,11 +163,24 @@ class ApiRepository:
             await conn.execute(QUERIES["create_queue"], {"queue": queue})
             logger.bind(task_type=task_type).info("registered task type, queue {}", queue)
             return queue
+        # Registered meanwhile by a concurrent request (only possible when not `limited`).
         cursor = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
         row = await cursor.fetchone()
         if row is None:  # pragma: no cover - the insert above just conflicted with this row
             raise TaskqError(f"task type {task_type!r} vanished while being registered")
         return str(row[0])
+
+    async def _make_room_for_a_type(self, conn: AsyncBoundedConnection) -> None:
+        """Lock type creation for this transaction; TooManyTaskTypesError when at the cap."""
+        await conn.execute(QUERIES["lock_task_type_creation"])
+        cursor = await conn.execute(QUERIES["count_task_types"])
+        row = await cursor.fetchone()
+        if row is not None and int(row[0]) >= self._max_task_types:
+            raise TooManyTaskTypesError(
+                "task_type",
+                f"this server already has {self._max_task_types} task types (MAX_TASK_TYPES); "
+                "reuse an existing type or ask the operator to raise the limit",
+            )
 
     async def task_status(self, task_id: UUID) -> TaskStatusView:
         """Every message of a task, ordered by payload_id; NotFoundError for an unknown id."""
@@ -168,6 +196,9 @@ class ApiRepository:
         """Upsert a type's global rate limit (None: unlimited); creates its queue when new."""
         queue = queue_name_for(task_type)
         async with self._connection() as conn, conn.transaction():
+            exists = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
+            if await exists.fetchone() is None:
+                await self._make_room_for_a_type(conn)
             cursor = await conn.execute(
                 QUERIES["configure_task_type"],
                 {"task_type": task_type, "queue": queue, "max_rps": max_rps},
@@ -240,7 +271,9 @@ class ApiRepository:
                 by_type[entry.task_type].append(entry)
             requeued: list[tuple[DlqEntry, int]] = []
             for name, group in by_type.items():
-                queue = self._queues.get(name) or await self._ensure_queue(conn, name)
+                queue = self._queues.get(name) or await self._ensure_queue(
+                    conn, name, limited=False
+                )
                 new_queues[name] = queue
                 cursor = await conn.execute(
                     QUERIES["requeue_messages"],

@@ -23,7 +23,7 @@ class TaskTypesController(Controller):
             "Once set here, a batch's max_rps no longer changes it."
         ),
         status_code=HTTP_200_OK,
-        responses=write_errors(),
+        responses=write_errors(409),
     )
     async def configure(
         self, data: JSONBody[TaskTypeConfigure], repository: Repository

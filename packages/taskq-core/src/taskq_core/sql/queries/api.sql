@@ -12,6 +12,14 @@ VALUES (%(task_type)s, %(queue)s)
 ON CONFLICT (task_type) DO NOTHING
 RETURNING queue_name;
 
+-- name: lock_task_type_creation
+-- Held to the end of the transaction: registrations of new types happen one at
+-- a time, so concurrent ones cannot together overshoot MAX_TASK_TYPES.
+SELECT pg_advisory_xact_lock(hashtext('taskq.task_type_creation'));
+
+-- name: count_task_types
+SELECT count(*) FROM taskq.task_types;
+
 -- name: task_type_queue
 SELECT queue_name FROM taskq.task_types WHERE task_type = %(task_type)s;
 
