@@ -91,3 +91,55 @@ schema = load_schema()
 )
 def test_every_operation_conforms_and_never_fails(case: Any, api_base_url: str) -> None:
     case.call_and_validate(base_url=api_base_url, headers=AUTH, checks=CHECKS, timeout=10)
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+_BATCH = b'{"url": "http://example.com/", "payloads": [{"data": 1}]'
+HOSTILE_EXAMPLES: list[tuple[str, bytes, str, int]] = [
+    # (path, raw POST body, media type, expected status): issue 11 items 7, 10 and 13.
+    ("/tasks", _BATCH + b', "timeout": "' + b"9" * 400 + b'"}', "application/json", 400),
+    ("/tasks", _BATCH + b', "timeout": "' + b"9" * 400 + b'h"}', "application/json", 400),
+    ("/tasks", _BATCH + b', "timeout": ' + b"9" * 400 + b"}", "application/json", 400),
+    ("/tasks", _BATCH + b', "item_id": "\xff\xfe"}', "application/json", 400),
+    ("/tasks", _BATCH + b', "x": ' + _nested(1000) + b"}", "application/json", 400),
+    ("/tasks", _nested(5000), "application/json", 400),
+    ("/tasks", _BATCH + b', "headers": {"X-A": "\xe2\x82\xac"}}', "application/json", 400),
+    ("/tasks", _BATCH + b', "headers": {"X-A": "a\\r\\nB: c"}}', "application/json", 400),
+    ("/tasks", _BATCH + b', "task_type": "a/b"}', "application/json", 400),
+    ("/tasks", _BATCH + b"}", "text/plain", 415),
+    ("/task-types", b'{"task_type": "\xc3\x28"}', "application/json", 400),
+    ("/task-types", _nested(5000), "application/json", 400),
+    ("/task-types", b'{"task_type": "x"}', "text/plain", 415),
+    ("/dlq/reprocess", b'{"task_type": "\xff"}', "application/json", 400),
+    ("/dlq/reprocess", b'{"task_type": ' + _nested(5000) + b"}", "application/json", 400),
+    ("/dlq/reprocess", b'{"task_type": "x"}', "text/plain", 415),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "media_type", "status"),
+    HOSTILE_EXAMPLES,
+    ids=[f"{path}-{n}" for n, (path, *_) in enumerate(HOSTILE_EXAMPLES)],
+)
+def test_explicit_hostile_examples_get_the_declared_4xx(
+    api_base_url: str, path: str, body: bytes, media_type: str, status: int
+) -> None:
+    """Inputs the generators would rarely reach, sent through the same checks as the fuzz run."""
+    case = schema[path]["POST"].Case(body=body, media_type=media_type)
+    response = case.call_and_validate(
+        base_url=api_base_url, headers=AUTH, checks=CHECKS, timeout=10
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["status_code"] == status
+
+
+@pytest.mark.parametrize("task_id", ["not-a-uuid", "0" * 500])
+def test_explicit_malformed_task_id_is_400(api_base_url: str, task_id: str) -> None:
+    case = schema["/tasks/{task_id}"]["GET"].Case(path_parameters={"task_id": task_id})
+    response = case.call_and_validate(
+        base_url=api_base_url, headers=AUTH, checks=CHECKS, timeout=10
+    )
+    assert (response.status_code, response.json()["field"]) == (400, "task_id")
