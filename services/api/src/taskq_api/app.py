@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -22,13 +21,7 @@ from taskq_api.controllers.task_types import TaskTypesController
 from taskq_api.controllers.tasks import TasksController
 from taskq_api.dependencies import Limits
 from taskq_api.errors import EXCEPTION_HANDLERS
-from taskq_api.metrics import (
-    STATE_KEY,
-    ApiMetrics,
-    MetricsController,
-    metrics_files,
-    request_metrics_middleware,
-)
+from taskq_api.metrics import MetricsPlugin
 from taskq_api.request_log import RequestLogMiddleware
 from taskq_core.database import create_async_pool
 from taskq_core.egress import EgressPolicy
@@ -73,7 +66,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         max_headers_size=settings.max_headers_size,
         max_request_storage=settings.max_request_storage,
     )
-    metrics = ApiMetrics()
 
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:
@@ -92,10 +84,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def provide_limits() -> Limits:
         return limits
 
-    async def provide_metrics() -> ApiMetrics:
-        return metrics
-
-    prometheus = request_metrics_middleware()
     return Litestar(
         route_handlers=[
             TasksController,
@@ -103,19 +91,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DlqController,
             HealthController,
             SwaggerAliasController,
-            MetricsController,
         ],
         dependencies={
             "repository": Provide(provide_repository),
             "limits": Provide(provide_limits),
-            "metrics": Provide(provide_metrics),
         },
-        lifespan=[database, metrics_files],
-        state=State({STATE_KEY: metrics}),
+        lifespan=[database],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=require_json,
         # The request log is outermost so that even a refused request gets an id.
-        middleware=[RequestLogMiddleware, prometheus.middleware],
+        middleware=[RequestLogMiddleware],
+        plugins=[MetricsPlugin()],
         openapi_config=openapi_config(keys_required=bool(settings.api_keys)),
         guards=(
             [api_key_guard(settings.api_keys, metrics_public=settings.metrics_public)]

@@ -8,8 +8,8 @@ client can branch on, `detail` a sentence for a person that names the field,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 from litestar import Request, Response
@@ -25,7 +25,6 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 from loguru import logger
 
-from taskq_api.metrics import record_rejection
 from taskq_core.errors import (
     DatabaseUnavailableError,
     InvalidFieldError,
@@ -40,7 +39,6 @@ from taskq_core.errors import (
 _MSGSPEC_PATH = re.compile(r"`\$\.?([^`]*)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _BODY_TOO_LARGE = 413
-E = TypeVar("E", bound=Exception)
 
 _CODES = {
     400: "bad_request",
@@ -171,30 +169,17 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[E
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
 
 
-def _counted(
-    handler: Callable[[Request[Any, Any, Any], E], Response[ErrorBody]],
-) -> Callable[[Request[Any, Any, Any], E], Response[ErrorBody]]:
-    """Every error response also counts as a rejected submission when it answers POST /tasks."""
-
-    def handle(request: Request[Any, Any, Any], error: E) -> Response[ErrorBody]:
-        response = handler(request, error)
-        record_rejection(request, response.content.error)
-        return response
-
-    return handle
-
-
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    RequestTooLargeError: _counted(_too_large),
-    TooManyTaskTypesError: _counted(_too_many_types),
-    InvalidFieldError: _counted(_invalid_field),
-    NotFoundError: _counted(_not_found),
-    DatabaseUnavailableError: _counted(_database_unavailable),
-    TaskqError: _counted(_taskq_error),
-    ValidationException: _counted(_validation),
-    HTTPException: _counted(_http),
-    UnicodeDecodeError: _counted(_not_utf8),
-    RecursionError: _counted(_too_deep),
-    Exception: _counted(_unexpected),
+    RequestTooLargeError: _too_large,
+    TooManyTaskTypesError: _too_many_types,
+    InvalidFieldError: _invalid_field,
+    NotFoundError: _not_found,
+    DatabaseUnavailableError: _database_unavailable,
+    TaskqError: _taskq_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    UnicodeDecodeError: _not_utf8,
+    RecursionError: _too_deep,
+    Exception: _unexpected,
 }
 """Litestar picks the most specific class in an exception's MRO."""

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from pathlib import Path
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server import Server
 from loguru import logger
 
+from taskq_api.metrics_directory import prepare_multiprocess_metrics
 from taskq_core.logs import configure_logging, stdlib_logging_config
 from taskq_core.settings import Settings, load_settings_or_exit
 
 APP_FACTORY = "taskq_api.app:create_app"
-MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def main() -> None:
@@ -55,26 +52,6 @@ def main() -> None:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-def prepare_multiprocess_metrics() -> Path | None:
-    """Give the worker processes one shared, empty metrics directory.
-
-    Must run before any worker imports prometheus_client, which reads the
-    variable once. A directory the user configured is emptied (stale files
-    from a previous run would add old counts) and kept; otherwise a fresh
-    temporary one is made, and returned so it is removed at exit.
-    """
-    configured = os.environ.get(MULTIPROC_VARIABLE)
-    if configured:
-        directory = Path(configured)
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
-            stale.unlink()
-        return None
-    created = Path(tempfile.mkdtemp(prefix="taskq-api-metrics-"))
-    os.environ[MULTIPROC_VARIABLE] = str(created)
-    return created
 
 
 def granian_log_level(settings: Settings) -> LogLevels:

@@ -6,6 +6,11 @@ Litestar's Prometheus middleware (`taskq_requests_total`,
 tasks and payloads accepted per task type, and submissions rejected per error
 code. Labels stay bounded: task types and error codes, never ids or URLs.
 
+`MetricsPlugin` registers all of it on the app in one place: the counters (the
+`metrics` dependency, the only way to reach them), the request middleware, the
+`/metrics` route, the multiprocess lifespan, and the counting of rejected
+submissions on every error handler.
+
 With several granian workers (API_WORKERS > 1) `main` sets
 PROMETHEUS_MULTIPROC_DIR to a fresh directory before the workers start: every
 counter and histogram is then written to per-process files that a scrape sums,
@@ -26,8 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Controller, Litestar, Request, Response, get
-from litestar.datastructures import State
+from litestar.config.app import AppConfig
+from litestar.di import NamedDependency, Provide
+from litestar.plugins import InitPluginProtocol
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.types import ExceptionHandler
 from loguru import logger
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,9 +46,10 @@ from prometheus_client import (
     multiprocess,
 )
 
-MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-STATE_KEY = "metrics"
-SUBMIT_PATH = "/tasks"
+from taskq_api.metrics_directory import multiprocess_directory
+
+COUNTS_REJECTIONS = "counts_rejections"
+"""Route `opt` key: error responses of this route count as rejected submissions."""
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w*?_(\d+)\.db$")
 
 
@@ -95,20 +104,6 @@ def request_metrics_middleware() -> PrometheusConfig:
     )
 
 
-def metrics_of(state: State) -> ApiMetrics:
-    metrics = state[STATE_KEY]
-    assert isinstance(metrics, ApiMetrics)
-    return metrics
-
-
-def record_rejection(request: Request[Any, Any, Any], error_code: str) -> None:
-    """Count an error response if it answers a submission (POST /tasks)."""
-    if request.method == "POST" and request.scope.get("path_template") == SUBMIT_PATH:
-        metrics = request.app.state.get(STATE_KEY)
-        if isinstance(metrics, ApiMetrics):
-            metrics.rejected(error_code)
-
-
 class MetricsController(Controller):
     """GET /metrics in the Prometheus text format (request, submission and process metrics)."""
 
@@ -122,9 +117,46 @@ class MetricsController(Controller):
         media_type=CONTENT_TYPE_LATEST,
         sync_to_thread=False,
     )
-    def scrape(self, state: State) -> Response[bytes]:
-        body = metrics_of(state).exposition()
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    def scrape(self, metrics: NamedDependency[ApiMetrics]) -> Response[bytes]:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsPlugin(InitPluginProtocol):
+    """The API's metrics as one cross-cutting concern, registered the way plugins are."""
+
+    __slots__ = ("metrics",)
+
+    def __init__(self, metrics: ApiMetrics | None = None) -> None:
+        self.metrics = metrics or ApiMetrics()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        metrics = self.metrics
+
+        def provide_metrics() -> ApiMetrics:
+            return metrics
+
+        app_config.dependencies["metrics"] = Provide(provide_metrics, sync_to_thread=False)
+        app_config.route_handlers.append(MetricsController)
+        app_config.lifespan.append(metrics_files)
+        # Appended: the app's own middleware (the request log) stays outermost.
+        app_config.middleware.append(request_metrics_middleware().middleware)
+        app_config.exception_handlers = {
+            error: self._counting(handler)
+            for error, handler in app_config.exception_handlers.items()
+        }
+        return app_config
+
+    def _counting(self, handler: ExceptionHandler[Any]) -> ExceptionHandler[Any]:
+        """`handler`, also counting its answer when the route marks rejections as counted."""
+
+        def handle(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+            response = handler(request, error)
+            route = request.scope.get("route_handler")
+            if route is not None and route.opt.get(COUNTS_REJECTIONS):
+                self.metrics.rejected(str(getattr(response.content, "error", "error")))
+            return response
+
+        return handle
 
 
 @asynccontextmanager
@@ -135,11 +167,6 @@ async def metrics_files(_: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         forget_this_worker()
-
-
-def multiprocess_directory() -> Path | None:
-    configured = os.environ.get(MULTIPROC_VARIABLE)
-    return Path(configured) if configured else None
 
 
 def forget_dead_workers() -> None:

@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from loguru import logger
 
 from taskq_api.dependencies import Metrics, Repository, RequestLimits
+from taskq_api.metrics import COUNTS_REJECTIONS
 from taskq_api.responses import read_errors, write_errors
 from taskq_core.errors import InvalidFieldError
 from taskq_core.models import TaskCreated, TaskStatusView, TaskSubmit
@@ -30,6 +31,7 @@ class TasksController(Controller):
         ),
         status_code=HTTP_201_CREATED,
         responses=write_errors(409),
+        opt={COUNTS_REJECTIONS: True},
     )
     async def submit(
         self,
