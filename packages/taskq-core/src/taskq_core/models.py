@@ -21,6 +21,11 @@ _NO_NUL = "^[^\\u0000]*$"
 # `..` would not survive the URL path, so such names are refused when a type is created.
 _TASK_TYPE = "^(?!\\.\\.?$)[^\\u0000/]*$"
 TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_TASK_TYPE)]
+PATTERN_MEANINGS = {
+    _NO_NUL: "must not contain NUL characters",
+    _TASK_TYPE: "must not contain '/' or NUL characters, nor be '.' or '..'",
+}
+"""What each pattern above means, for error messages a person can act on."""
 TaskTypeFilter = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
 """A type to look for: any name a type may have had, including ones made before the rule above."""
 ItemId = Annotated[str, msgspec.Meta(max_length=1000, pattern=_NO_NUL)]

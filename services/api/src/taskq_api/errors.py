@@ -33,11 +33,13 @@ from taskq_core.errors import (
     TaskqError,
     TooManyTaskTypesError,
 )
+from taskq_core.models import PATTERN_MEANINGS
 
 # msgspec names the failing location as `$.payloads[0].data`; Litestar sometimes
 # strips it to a `key`. Both end up as the `field` of the error body.
 _MSGSPEC_PATH = re.compile(r"`\$\.?([^`]*)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_PATTERN = re.compile(r"Expected `str` matching regex '(.*)'$")
 _BODY_TOO_LARGE = 413
 
 _CODES = {
@@ -146,6 +148,10 @@ def first_problem(extra: object, fallback: str) -> tuple[str | None, str]:
         if missing := _MISSING_FIELD.search(message):
             field = f"{field}.{missing.group(1)}" if field else missing.group(1)
             message = "is required"
+        if (pattern := _PATTERN.search(message)) and (
+            meaning := PATTERN_MEANINGS.get(pattern.group(1).replace("\\\\", "\\"))
+        ):
+            message = meaning
         # msgspec writes a dict value's location as `[...]`: the dict is the field.
         return field.replace("[...]", "") or None, message
     return None, fallback
