@@ -8,7 +8,7 @@ the test's own (tests/support/throwaway_pg.py), never the shared server.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,10 +18,9 @@ import pytest
 from taskq_core.localpg import LocalPostgres
 from taskq_core.settings import Settings
 from tests.support.api_process import running_api
-from tests.support.databases import DLQ
 from tests.support.processes import free_port, start_worker, stop
 from tests.support.target import Reply, Target, wait_until
-from tests.support.throwaway_pg import frozen, throwaway_cluster
+from tests.support.throwaway_pg import frozen
 from tests.support.worker import all_final, statuses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -30,25 +29,6 @@ A_FEW_SECONDS = 8.0
 """The bound on any answer while frozen: statement timeout (5 s) + margin (1 s) + slack for load."""
 
 Call = Callable[[httpx.Client], httpx.Response]
-
-
-@pytest.fixture
-def cluster() -> Iterator[LocalPostgres]:
-    with throwaway_cluster() as server:
-        yield server
-
-
-@pytest.fixture
-def frozen_settings(cluster: LocalPostgres) -> Settings:
-    return Settings(
-        postgres_dsn=cluster.dsn,
-        dlq_queue_name=DLQ,
-        host="127.0.0.1",
-        retry_base_delay=0.05,
-        retry_max_delay=1.0,
-        timeout=2.0,
-        log_format="text",
-    )
 
 
 def api_calls(task_id: str) -> dict[str, Call]:
@@ -81,10 +61,10 @@ def answer_all(base_url: str, calls: dict[str, Call]) -> dict[str, tuple[int, fl
 
 
 def test_frozen_database_answers_503_within_seconds_then_recovers(
-    cluster: LocalPostgres, frozen_settings: Settings, tmp_path: Path
+    own_cluster: LocalPostgres, own_cluster_settings: Settings, tmp_path: Path
 ) -> None:
     log = tmp_path / "api.log"
-    with running_api(frozen_settings, log) as (base_url, _):
+    with running_api(own_cluster_settings, log) as (base_url, _):
         created = httpx.post(
             f"{base_url}/tasks",
             json={"task_type": "frozen", "url": "http://127.0.0.1:9/x", "payloads": [{"data": 0}]},
@@ -100,7 +80,7 @@ def test_frozen_database_answers_503_within_seconds_then_recovers(
             "GET /health/ready": 200,
         }
 
-        with frozen(cluster):
+        with frozen(own_cluster):
             # Twice: first on the pool's open connections, then on new ones.
             for _ in range(2):
                 answers = answer_all(base_url, calls)
@@ -118,13 +98,13 @@ def test_frozen_database_answers_503_within_seconds_then_recovers(
 
 
 def test_worker_stops_reading_while_frozen_and_resumes_losing_nothing(
-    cluster: LocalPostgres, frozen_settings: Settings, tmp_path: Path
+    own_cluster: LocalPostgres, own_cluster_settings: Settings, tmp_path: Path
 ) -> None:
     total = 200
     target = Target(lambda _request: Reply(delay=0.02)).start()
     log = tmp_path / "worker.log"
     try:
-        with running_api(frozen_settings, tmp_path / "api.log") as (base_url, _):
+        with running_api(own_cluster_settings, tmp_path / "api.log") as (base_url, _):
             payloads = [{"data": n} for n in range(total)]
             created = httpx.post(
                 f"{base_url}/tasks",
@@ -135,11 +115,11 @@ def test_worker_stops_reading_while_frozen_and_resumes_losing_nothing(
         task_id = str(created.json()["task_id"])
         metrics_port = free_port()
         worker = start_worker(
-            frozen_settings, log, MAX_WORKERS=4, MAX_QUEUE_BUFFER=10, METRICS_PORT=metrics_port
+            own_cluster_settings, log, MAX_WORKERS=4, MAX_QUEUE_BUFFER=10, METRICS_PORT=metrics_port
         )
         try:
             wait_until(lambda: target.count() >= 20, timeout=30)
-            with frozen(cluster):
+            with frozen(own_cluster):
                 # The worker notices within seconds and says it is not ready...
                 wait_until(
                     lambda: _ready_status(metrics_port) == 503, timeout=A_FEW_SECONDS, interval=0.2
@@ -149,13 +129,13 @@ def test_worker_stops_reading_while_frozen_and_resumes_losing_nothing(
                 wait_until(quiet.reached, timeout=15, interval=0.1)
                 assert target.count() < total
             assert worker.poll() is None, "the worker died with the database"
-            wait_until(lambda: all_final(cluster.dsn, task_id, total), timeout=60)
+            wait_until(lambda: all_final(own_cluster.dsn, task_id, total), timeout=60)
             wait_until(lambda: _ready_status(metrics_port) == 200, timeout=10)
         finally:
             assert stop(worker) == 0, log.read_text()
     finally:
         target.stop()
-    assert {row["status"] for row in statuses(cluster.dsn, task_id)} == {"success"}
+    assert {row["status"] for row in statuses(own_cluster.dsn, task_id)} == {"success"}
     keys = {request.headers["idempotency-key"] for request in target.requests_snapshot()}
     assert len(keys) == total
 
