@@ -5,7 +5,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskq_core.retry import RetryPolicy, is_retryable_status, next_delay, parse_retry_after
+from taskq_core.call_limits import call_timeout, longest_call
+from taskq_core.models import QueuedCall
+from taskq_core.retry import (
+    Decision,
+    ErrorKind,
+    Fail,
+    Happened,
+    Retry,
+    RetryPolicy,
+    Succeed,
+    is_retryable_status,
+    next_delay,
+    parse_retry_after,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -67,3 +80,64 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
 )
 def test_which_statuses_are_retried(status: int, retryable: bool) -> None:
     assert is_retryable_status(status) is retryable
+
+
+# The whole decision, as a table: what happened on attempt `attempt` (0-based)
+# of a call allowed 3 retries -> succeed, retry after D seconds, or fail.
+_POLICY = RetryPolicy(max_retries=3, base_delay=1.0, max_delay=30.0, jitter=0.0)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "happened", "decision"),
+    [
+        (0, Happened(http_status=200), Succeed()),
+        (3, Happened(http_status=204), Succeed()),
+        (0, Happened(http_status=500), Retry(1.0)),
+        (2, Happened(http_status=503), Retry(4.0)),
+        (3, Happened(http_status=503), Fail(exhausted=True)),
+        (0, Happened(http_status=404), Fail(exhausted=False)),
+        (0, Happened(http_status=301), Fail(exhausted=False)),
+        (0, Happened(http_status=429, retry_after=7.0), Retry(7.0)),
+        (0, Happened(http_status=503, retry_after=3600.0), Retry(30.0)),
+        # Retry-After is only trusted on the statuses that define it.
+        (0, Happened(http_status=500, retry_after=20.0), Retry(1.0)),
+        (1, Happened(error=ErrorKind.TIMEOUT), Retry(2.0)),
+        (1, Happened(error=ErrorKind.CONNECTION), Retry(2.0)),
+        (0, Happened(error=ErrorKind.TRANSPORT), Retry(1.0)),
+        (3, Happened(error=ErrorKind.TIMEOUT), Fail(exhausted=True)),
+        (0, Happened(error=ErrorKind.INVALID_REQUEST), Fail(exhausted=False)),
+        (0, Happened(error=ErrorKind.EGRESS_REFUSED), Fail(exhausted=False)),
+        # A failure inside taskq spends attempts and ends (design decision 8).
+        (0, Happened(error=ErrorKind.WORKER_ERROR), Retry(1.0)),
+        (3, Happened(error=ErrorKind.WORKER_ERROR), Fail(exhausted=True)),
+    ],
+)
+def test_the_policy_decides_every_attempt(
+    attempt: int, happened: Happened, decision: Decision
+) -> None:
+    assert _POLICY.decide(attempt, happened, rng=random.Random(1)) == decision
+
+
+def test_no_retries_means_the_first_retryable_failure_is_final() -> None:
+    policy = RetryPolicy(max_retries=0)
+    assert policy.decide(0, Happened(http_status=500), rng=random.Random(1)) == Fail(exhausted=True)
+
+
+@pytest.mark.parametrize(
+    ("timeout_ms", "default", "timeout", "longest"),
+    [(None, 5.0, 5.0, 10.0), (1500, 5.0, 1.5, 3.0), (None, 0.25, 0.25, 0.5)],
+)
+def test_how_long_a_call_can_take(
+    timeout_ms: int | None, default: float, timeout: float, longest: float
+) -> None:
+    call = QueuedCall(
+        task_id="t",
+        payload_id=0,
+        task_type="x",
+        url="http://x",
+        method="POST",
+        timeout_ms=timeout_ms,
+    )
+    assert call_timeout(call, default) == timeout
+    assert call_timeout(None, default) == default
+    assert longest_call(timeout) == longest

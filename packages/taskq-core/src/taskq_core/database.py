@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-from loguru import logger
 from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
@@ -179,6 +178,8 @@ def database_errors() -> Iterator[None]:
     round trip, a server shutting down): DatabaseUnavailableError, worth retrying
     shortly. Anything else the driver raises: DatabaseError with its SQLSTATE.
     Works around async blocks too: it only sees the exception on its way out.
+    It logs nothing: whoever handles the error does, once (the API's error
+    handler, the worker's supervision, a task type set aside).
     """
     try:
         yield
@@ -191,7 +192,6 @@ def database_errors() -> Iterator[None]:
             f"the database is unreachable ({first_line(error)}); try again shortly"
         ) from error
     except psycopg.Error as error:
-        logger.opt(exception=error).error("unexpected database error")
         raise DatabaseError(
             f"database error: {first_line(error)}", sqlstate=error.sqlstate
         ) from error

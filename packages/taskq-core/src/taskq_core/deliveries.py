@@ -1,14 +1,18 @@
 """What a worker holds while it makes one call, and what came of it.
 
 These values cross the boundary between the worker's threads and the
-repository, so they live in core and carry no I/O.
+repository, so they live in core and carry no I/O. `outcome_for` turns the
+retry policy's decision about an attempt into the outcome that is recorded.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from typing import assert_never
 
 from taskq_core.models import QueuedCall
+from taskq_core.retry import Fail, Happened, Retry, RetryPolicy, Succeed
 from taskq_core.status import TaskStatus
 
 
@@ -70,6 +74,34 @@ class Dropped:
 
 
 Outcome = Succeeded | RetryLater | Failed | Dropped
+
+
+def outcome_for(
+    delivery: Delivery,
+    policy: RetryPolicy,
+    happened: Happened,
+    *,
+    reason: str,
+    duration_ms: float,
+    rng: random.Random,
+) -> Succeeded | RetryLater | Failed:
+    """What becomes of `delivery` after an attempt that came to `happened` (`reason` says why)."""
+    status = happened.http_status
+    decision = policy.decide(delivery.attempt, happened, rng=rng)
+    match decision:
+        case Succeed():
+            assert status is not None  # only an answer succeeds
+            return Succeeded(delivery, status, duration_ms)
+        case Retry(delay=delay):
+            return RetryLater(delivery, reason, status, duration_ms, delay)
+        case Fail(exhausted=True):
+            attempts = delivery.attempt + 1
+            error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+            return Failed(delivery, error, status, duration_ms, exhausted=True)
+        case Fail():
+            return Failed(delivery, reason, status, duration_ms)
+        case _:
+            assert_never(decision)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,3 +67,16 @@ class DatabaseUnavailableError(DatabaseError):
 
 class MigrationError(TaskqError):
     """The database schema could not be brought up to date."""
+
+
+class SchemaMismatchError(TaskqError):
+    """The database schema does not match what this code needs."""
+
+
+class TaskTypeUnavailableError(TaskqError):
+    """One task type's queue cannot be used now; the other types are not affected."""
+
+    def __init__(self, task_type: str, reason: str) -> None:
+        self.task_type = task_type
+        self.reason = reason
+        super().__init__(f"task type {task_type!r} unavailable: {reason}")

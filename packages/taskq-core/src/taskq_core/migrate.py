@@ -18,12 +18,28 @@ from taskq_core.logs import configure_logging
 from taskq_core.queries import QUERIES
 from taskq_core.settings import Settings, load_settings_or_exit
 
+BACKWARD_COMPATIBLE_MARKER = "-- compatible: backward"
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def backward_compatible(self) -> bool:
+        """Whether code of the release before it runs correctly on the schema it leaves.
+
+        Marked by a `-- compatible: backward` line in the file's leading comments;
+        unmarked migrations are assumed to break older code.
+        """
+        for line in self.sql.splitlines():
+            if not line.startswith("--"):
+                return False
+            if line.strip().lower() == BACKWARD_COMPATIBLE_MARKER:
+                return True
+        return False
 
 
 def bundled_migrations() -> list[Migration]:
@@ -80,7 +96,11 @@ def _apply_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migr
             conn.execute(migration.sql)
             conn.execute(
                 QUERIES["record_migration"],
-                {"version": migration.version, "name": migration.name},
+                {
+                    "version": migration.version,
+                    "name": migration.name,
+                    "backward_compatible": migration.backward_compatible,
+                },
             )
         logger.info("applied migration {:04d} {}", migration.version, migration.name)
         applied.append(migration)

@@ -1,7 +1,11 @@
-"""The retry policy: which failures are retried and how long to wait before the next attempt.
+"""The retry policy: the one owner of "succeed, retry after D, or fail" for an attempt.
 
-Pure functions of their inputs (the random source is passed in) so they are
-tested without a database or a clock. Modelled on River's NextRetryAt.
+`RetryPolicy.decide` takes what happened on an attempt (an HTTP status, or the
+kind of error that left no answer) and the attempt number, and returns the
+decision; the worker only maps exceptions to an `ErrorKind` and the decision
+to an outcome. Pure functions of their inputs (the random source is passed in)
+so they are tested without a database or a clock. Modelled on River's
+ClientRetryPolicy.NextRetry and procrastinate's RetryStrategy.get_retry_decision.
 """
 
 from __future__ import annotations
@@ -10,9 +14,55 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 
 RETRYABLE_STATUS_CODES = frozenset({408, 425, 429})
 RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
+
+
+class ErrorKind(StrEnum):
+    """Why an attempt got no answer."""
+
+    TIMEOUT = "timeout"  # the target did not answer in time
+    CONNECTION = "connection"  # refused, reset, DNS failure: the target may come back
+    TRANSPORT = "transport"  # another error of the HTTP client while sending
+    INVALID_REQUEST = "invalid request"  # the call itself is malformed: sending again cannot help
+    EGRESS_REFUSED = "egress refused"  # the egress policy forbids the target
+    WORKER_ERROR = "worker error"  # taskq failed while handling the message (design decision 8)
+
+
+# Retried, each retry spending an attempt. A worker error counts too: if it is
+# a bug in one message's handling, the message ends in the DLQ, never loops.
+_RETRYABLE_ERRORS = frozenset(
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.TRANSPORT, ErrorKind.WORKER_ERROR}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """What one attempt came to: an HTTP answer, or an error that left none."""
+
+    http_status: int | None = None
+    error: ErrorKind | None = None
+    retry_after: float | None = None  # seconds the answer's Retry-After asked for
+
+
+@dataclass(frozen=True, slots=True)
+class Succeed:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    delay: float  # seconds the message stays hidden before the next attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    exhausted: bool  # True: retryable, but the attempts ran out; False: permanent
+
+
+Decision = Succeed | Retry | Fail
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +73,24 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     jitter: float = 0.2
+
+    def decide(self, attempt: int, happened: Happened, *, rng: random.Random) -> Decision:
+        """What to do now that attempt `attempt` (0-based, just run) came to `happened`."""
+        status = happened.http_status
+        if status is not None and 200 <= status < 300:
+            return Succeed()
+        retryable = (
+            is_retryable_status(status)
+            if status is not None
+            else happened.error in _RETRYABLE_ERRORS
+        )
+        if not retryable:
+            return Fail(exhausted=False)
+        if attempt >= self.max_retries:
+            return Fail(exhausted=True)
+        # Only the statuses that define Retry-After are trusted with it.
+        retry_after = happened.retry_after if status in RETRY_AFTER_STATUS_CODES else None
+        return Retry(next_delay(attempt + 1, self, retry_after=retry_after, rng=rng))
 
 
 def is_retryable_status(status_code: int) -> bool:

@@ -67,6 +67,13 @@ class Settings:
     egress_block_private: bool = False
     egress_allowlist: tuple[str, ...] = ()
     follow_redirects: bool = True
+    # Worker supervision (docs/deploying.md): a thread that fails this many
+    # times within the window takes the process down so the orchestrator
+    # restarts it; /health/live fails when the fetcher or recorder has not
+    # moved for LIVENESS_TIMEOUT.
+    thread_restart_limit: int = 5
+    thread_restart_window: float = 60.0
+    liveness_timeout: float = 60.0
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -232,6 +239,9 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "egress_block_private": _boolean,
     "egress_allowlist": _word_list,
     "follow_redirects": _boolean,
+    "thread_restart_limit": _positive_int,
+    "thread_restart_window": _positive_duration,
+    "liveness_timeout": _positive_duration,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

@@ -119,7 +119,9 @@ def _database_unavailable(
 
 
 def _taskq_error(request: Request[Any, Any, Any], error: TaskqError) -> Response[ErrorBody]:
-    logger.bind(path=request.url.path).error("request failed: {}", error.message)
+    logger.opt(exception=error).bind(path=request.url.path).error(
+        "request failed: {}", error.message
+    )
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", error.message)
 
 

@@ -10,7 +10,9 @@ from granian.server import Server
 from loguru import logger
 
 from taskq_api.metrics_directory import prepare_multiprocess_metrics
+from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.logs import configure_logging, stdlib_logging_config
+from taskq_core.schema_version import check_at_start
 from taskq_core.settings import Settings, load_settings_or_exit
 
 APP_FACTORY = "taskq_api.app:create_app"
@@ -26,6 +28,7 @@ def main() -> None:
             "API_KEYS is not set: every route is open to anyone who can reach the port "
             "(see SECURITY.md)"
         )
+    check_schema_or_exit(settings)
     metrics_dir = prepare_multiprocess_metrics() if settings.api_workers > 1 else None
     server = Server(
         APP_FACTORY,
@@ -52,6 +55,18 @@ def main() -> None:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def check_schema_or_exit(settings: Settings) -> None:
+    """Refuse to serve on a schema this code does not fit (one line, exit status 1)."""
+    try:
+        check_at_start(settings, name="taskq-api-start")
+    except SchemaMismatchError as error:
+        logger.error("{}", error)
+        raise SystemExit(1) from error
+    except DatabaseUnavailableError as error:
+        # Serving anyway: /health/ready says 503 until the database is back.
+        logger.warning("schema not checked, the database is unavailable: {}", error)
 
 
 def granian_log_level(settings: Settings) -> LogLevels:

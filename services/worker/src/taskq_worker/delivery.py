@@ -17,12 +17,14 @@ from requests.cookies import RequestsCookieJar
 from requests.utils import check_header_validity
 from urllib3.exceptions import NameResolutionError
 
-from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, RetryLater, Succeeded
+from taskq_core.call_limits import call_timeout, longest_call
+from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, outcome_for
+from taskq_core.models import QueuedCall
 from taskq_core.retry import (
     RETRY_AFTER_STATUS_CODES,
+    ErrorKind,
+    Happened,
     RetryPolicy,
-    is_retryable_status,
-    next_delay,
     parse_retry_after,
 )
 from taskq_core.settings import Settings
@@ -82,6 +84,18 @@ class CallDefaults:
             follow_redirects=settings.follow_redirects,
         )
 
+    def policy_for(self, call: QueuedCall) -> RetryPolicy:
+        """The retry policy of one call: the batch's own values over these defaults."""
+        return RetryPolicy(
+            max_retries=self.max_retries if call.max_retries is None else call.max_retries,
+            base_delay=(
+                self.retry_base_delay
+                if call.retry_delay_ms is None
+                else call.retry_delay_ms / 1000.0
+            ),
+            max_delay=self.retry_max_delay,
+        )
+
 
 def deliver(
     delivery: Delivery,
@@ -95,15 +109,7 @@ def deliver(
         return Dropped(delivery)
     if call is None:
         return Failed(delivery, "malformed message: not a taskq call", None, 0.0)
-    policy = RetryPolicy(
-        max_retries=defaults.max_retries if call.max_retries is None else call.max_retries,
-        base_delay=(
-            defaults.retry_base_delay
-            if call.retry_delay_ms is None
-            else call.retry_delay_ms / 1000.0
-        ),
-        max_delay=defaults.retry_max_delay,
-    )
+    policy = defaults.policy_for(call)
     # No Accept-Encoding among the defaults: replies are discarded unread.
     headers = {**DEFAULT_HEADERS, **call.headers}
     headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}"
@@ -114,7 +120,7 @@ def deliver(
         body = _encode(call.data)
         if not any(name.lower() == "content-type" for name in call.headers):
             headers["Content-Type"] = "application/json"
-    timeout = defaults.timeout if call.timeout_ms is None else call.timeout_ms / 1000.0
+    timeout = call_timeout(call, defaults.timeout)
 
     started = time.perf_counter()
     try:
@@ -131,17 +137,19 @@ def deliver(
             allow_redirects=defaults.follow_redirects,
             stream=True,
         )
-        _discard_body(response, deadline=started + 2 * timeout)
+        _discard_body(response, deadline=started + longest_call(timeout))
     except EgressRefusedError as error:
-        return Failed(delivery, f"egress refused: {error}", None, _elapsed_ms(started))
+        happened, reason = Happened(error=ErrorKind.EGRESS_REFUSED), f"egress refused: {error}"
     except _PERMANENT_REQUEST_ERRORS as error:
-        reason = _describe_invalid(error, headers)
-        return Failed(delivery, f"invalid request: {reason}", None, _elapsed_ms(started))
+        reason = f"invalid request: {_describe_invalid(error, headers)}"
+        happened = Happened(error=ErrorKind.INVALID_REQUEST)
     except requests.exceptions.RequestException as error:
-        return _failed_attempt(
-            delivery, policy, rng, reason=_describe(error), duration_ms=_elapsed_ms(started)
-        )
-    return _classify(delivery, policy, rng, response, _elapsed_ms(started))
+        happened, reason = Happened(error=_kind(error)), _describe(error)
+    else:
+        happened, reason = _answer(response), f"HTTP {response.status_code}"
+    return outcome_for(
+        delivery, policy, happened, reason=reason, duration_ms=_elapsed_ms(started), rng=rng
+    )
 
 
 def _discard_body(response: requests.Response, *, deadline: float) -> None:
@@ -160,31 +168,20 @@ def _discard_body(response: requests.Response, *, deadline: float) -> None:
         response.close()
 
 
-def _classify(
-    delivery: Delivery,
-    policy: RetryPolicy,
-    rng: random.Random,
-    response: requests.Response,
-    duration_ms: float,
-) -> Outcome:
+def _answer(response: requests.Response) -> Happened:
     status = response.status_code
-    if 200 <= status < 300:
-        return Succeeded(delivery, status, duration_ms)
-    reason = f"HTTP {status}"
-    if not is_retryable_status(status):
-        return Failed(delivery, reason, status, duration_ms)
     retry_after = None
     if status in RETRY_AFTER_STATUS_CODES:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now=datetime.now(UTC))
-    return _failed_attempt(
-        delivery,
-        policy,
-        rng,
-        reason=reason,
-        http_status=status,
-        duration_ms=duration_ms,
-        retry_after=retry_after,
-    )
+    return Happened(http_status=status, retry_after=retry_after)
+
+
+def _kind(error: requests.exceptions.RequestException) -> ErrorKind:
+    if isinstance(error, requests.exceptions.Timeout):
+        return ErrorKind.TIMEOUT
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return ErrorKind.CONNECTION
+    return ErrorKind.TRANSPORT
 
 
 def _describe(error: requests.exceptions.RequestException) -> str:
@@ -213,25 +210,6 @@ def _describe_invalid(error: requests.exceptions.RequestException, headers: dict
                 return f"header {name!r} has a value the HTTP client refuses"
         return "a header the HTTP client refuses"
     return f"{type(error).__name__} (the URL is not one the HTTP client accepts)"
-
-
-def _failed_attempt(
-    delivery: Delivery,
-    policy: RetryPolicy,
-    rng: random.Random,
-    *,
-    reason: str,
-    duration_ms: float,
-    http_status: int | None = None,
-    retry_after: float | None = None,
-) -> Outcome:
-    """A retryable failure: retry later, or fail for good once the attempts are spent."""
-    if delivery.attempt >= policy.max_retries:
-        attempts = delivery.attempt + 1
-        error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
-        return Failed(delivery, error, http_status, duration_ms, exhausted=True)
-    delay = next_delay(delivery.attempt + 1, policy, retry_after=retry_after, rng=rng)
-    return RetryLater(delivery, reason, http_status, duration_ms, delay)
 
 
 def _elapsed_ms(started: float) -> float:

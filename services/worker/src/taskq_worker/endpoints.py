@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,9 +15,13 @@ def serve_endpoints(
     port: int,
     registry: CollectorRegistry,
     *,
-    ready: Callable[[], bool],
+    not_ready: Callable[[], str | None],
+    not_live: Callable[[], str | None],
 ) -> ThreadingHTTPServer:
-    """Start serving `/metrics`, `/health/live` and `/health/ready` in a daemon thread."""
+    """Start serving `/metrics`, `/health/live` and `/health/ready` in a daemon thread.
+
+    Each probe answers 503 with the reason its callable gives, 200 when it gives None.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -24,14 +29,18 @@ def serve_endpoints(
             if path == "/metrics":
                 self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif path == "/health/live":
-                self._reply(200, b'{"status": "ok"}', "application/json")
+                self._probe(not_live())
             elif path == "/health/ready":
-                if ready():
-                    self._reply(200, b'{"status": "ok"}', "application/json")
-                else:
-                    self._reply(503, b'{"status": "database unavailable"}', "application/json")
+                self._probe(not_ready())
             else:
                 self._reply(404, b'{"detail": "not found"}', "application/json")
+
+        def _probe(self, problem: str | None) -> None:
+            if problem is None:
+                self._reply(200, b'{"status": "ok"}', "application/json")
+            else:
+                body = json.dumps({"status": problem}).encode()
+                self._reply(503, body, "application/json")
 
         def _reply(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)

@@ -4,6 +4,10 @@ One fetcher thread per process. For each task type it asks the dispatcher how
 many messages fit, takes that many tokens from the type's shared bucket (the
 limit holds across every replica), and reads only what it may send, so a
 rate-limited backlog is never read just to be put back (design decision 3).
+
+A fault confined to one type (its queue table dropped, renamed or unreadable)
+sets that type aside with a backoff while the others keep flowing; anything
+else propagates to the supervision, which restarts this thread.
 """
 
 from __future__ import annotations
@@ -15,19 +19,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from loguru import logger
+
+from taskq_core.call_limits import call_timeout, longest_call
 from taskq_core.deliveries import Delivery, TaskTypeRoute
-from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.errors import DatabaseUnavailableError, TaskTypeUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.metrics import WorkerMetrics
+from taskq_worker.reconnect import Backoff
 from taskq_worker.wakeups import Wakeups
 
 READ_BATCH = 100
 ROUTES_REFRESH_SECONDS = 1.0  # a changed max_rps or a new type is seen within this
 IDLE_FIRST_POLL = 0.01
 IDLE_LAST_POLL = 1.0  # NOTIFY wakes us sooner; polling only catches retries coming due
-DATABASE_RETRY_MAX = 5.0
+SET_ASIDE_FIRST = 1.0  # seconds a failing type is left alone, doubling up to SET_ASIDE_MAX
+SET_ASIDE_MAX = 30.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
 
 
@@ -40,6 +49,7 @@ class _Schedule:
     waiting_for_tokens: bool = False
     reserved: int = 0  # tokens already taken, usable from next_at on
     retry_due_at: float = math.inf  # when the earliest retry this replica scheduled comes due
+    set_aside: Backoff | None = None  # while the type's queue fails: how long to leave it
 
 
 class Fetcher:
@@ -55,8 +65,10 @@ class Fetcher:
         metrics: WorkerMetrics,
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self._repository = repository
+        self._heartbeat = heartbeat
         self._dispatcher = dispatcher
         self._visibility_timeout = visibility_timeout
         self._call_timeout = call_timeout
@@ -71,17 +83,17 @@ class Fetcher:
         self._start = 0
 
     def run(self) -> None:
-        database_delay = 0.0
+        backoff = Backoff()
         while not self._stop.is_set():
+            self._heartbeat()
             try:
                 self._refresh_routes()
                 read_any, out_of_room = self._fetch_round()
                 self._health.mark_up()
-                database_delay = 0.0
+                backoff.reset()
             except DatabaseUnavailableError as error:
                 self._health.mark_down(error)
-                database_delay = min(max(database_delay * 2, 0.1), DATABASE_RETRY_MAX)
-                self._stop.wait(database_delay)
+                self._stop.wait(backoff.next())
                 continue
             if not read_any:
                 self._pause(out_of_room)
@@ -117,7 +129,15 @@ class Fetcher:
             if allowed == 0:
                 self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
-            deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+            try:
+                deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+            except TaskTypeUnavailableError as error:
+                self._set_aside(schedule, error, now)
+                continue
+            if schedule.set_aside is not None:
+                schedule.set_aside = None
+                self._metrics.set_aside(route.task_type, aside=False)
+                logger.info("task type {} is readable again, resuming", route.task_type)
             if now >= schedule.retry_due_at:
                 schedule.retry_due_at = math.inf
             # A read that filled the room means a backlog: how fast it drains
@@ -138,22 +158,27 @@ class Fetcher:
                 schedule.next_at = min(now + schedule.idle_delay, schedule.retry_due_at)
         return read_any, out_of_room
 
+    def _set_aside(self, schedule: _Schedule, error: TaskTypeUnavailableError, now: float) -> None:
+        """Leave a type whose queue fails alone for a while; the others are not held up."""
+        if schedule.set_aside is None:
+            schedule.set_aside = Backoff(first=SET_ASIDE_FIRST, cap=SET_ASIDE_MAX)
+            logger.warning("{}; setting it aside and retrying with backoff", error)
+        self._metrics.set_aside(error.task_type, aside=True)
+        schedule.reserved = 0  # tokens taken for a read that failed are not carried over
+        schedule.waiting_for_tokens = False
+        schedule.next_at = now + schedule.set_aside.next()
+
     def _keep_long_calls_hidden(self, deliveries: list[Delivery]) -> list[Delivery]:
         """Hide messages whose call may outlast VISIBILITY_TIMEOUT for as long as it may take.
 
         Otherwise a message would reappear while its call is still running and
-        be delivered twice. A call takes at most twice its timeout (connect and
-        read, then the body budget), plus the time it may wait for a thread.
+        be delivered twice: the longest a call can take (call_limits), plus the
+        time it may wait for a thread.
         """
         long_calls = []
         for delivery in deliveries:
-            call = delivery.call
-            timeout = (
-                self._call_timeout
-                if call is None or call.timeout_ms is None
-                else (call.timeout_ms / 1000)
-            )
-            longest = 2 * timeout + LONG_CALL_MARGIN
+            longest = longest_call(call_timeout(delivery.call, self._call_timeout))
+            longest += LONG_CALL_MARGIN
             if longest > self._visibility_timeout:
                 long_calls.append((delivery, longest))
         if not long_calls:
@@ -203,14 +228,16 @@ class Fetcher:
         for task_type in notified:
             schedule = self._schedules[task_type]
             schedule.idle_delay = 0.0
-            # A type waiting for its next token keeps waiting: new work does not make tokens.
-            if not schedule.waiting_for_tokens:
+            # A type waiting for its next token keeps waiting: new work does not make
+            # tokens; nor does it mend a type set aside.
+            if not schedule.waiting_for_tokens and schedule.set_aside is None:
                 schedule.next_at = 0.0
         for queue_name, at in woken.due.items():
             if queue_name in known:
                 schedule = self._schedules[known[queue_name]]
                 schedule.retry_due_at = min(schedule.retry_due_at, at)
-                if not schedule.waiting_for_tokens:  # reserved tokens are for their own time
+                # Reserved tokens are for their own time; a type set aside waits out its backoff.
+                if not schedule.waiting_for_tokens and schedule.set_aside is None:
                     schedule.next_at = min(schedule.next_at, at)
 
     def _pause(self, out_of_room: bool) -> None:

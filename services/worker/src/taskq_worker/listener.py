@@ -1,56 +1,58 @@
 """LISTEN for new work on a dedicated connection, so an idle worker reacts within milliseconds.
 
 A connection that also ran queries could lose notifications between
-`notifies()` calls (psycopg issue 962), so this one only listens.
+`notifies()` calls (psycopg issue 962), so this one only listens. Each
+(re)connection first runs `on_connect` (the schema check): a database that came
+back may have been migrated meanwhile. Losing the database is waited out with
+backoff; any other error propagates to the supervision, which restarts this thread.
 """
 
 from __future__ import annotations
 
 import threading
-
-import backoff
-from loguru import logger
+from collections.abc import Callable
 
 from taskq_core.database import connect, database_errors
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.queries import QUERIES
 from taskq_core.settings import Settings
 from taskq_worker.health import DatabaseHealth
+from taskq_worker.reconnect import Backoff
 from taskq_worker.wakeups import Wakeups
 
 
 class Listener:
     def __init__(
-        self, settings: Settings, wakeups: Wakeups, health: DatabaseHealth, stop: threading.Event
+        self,
+        settings: Settings,
+        wakeups: Wakeups,
+        health: DatabaseHealth,
+        stop: threading.Event,
+        *,
+        on_connect: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._wakeups = wakeups
         self._health = health
         self._stop = stop
+        self._on_connect = on_connect
 
     def run(self) -> None:
+        backoff = Backoff()
         while not self._stop.is_set():
-            self._listen_with_retry()
+            try:
+                self._listen(backoff)
+            except DatabaseUnavailableError as error:
+                self._health.mark_down(error)
+                self._stop.wait(backoff.next())
 
-    def _listen_with_retry(self) -> None:
-        @backoff.on_exception(
-            backoff.expo,
-            DatabaseUnavailableError,
-            max_value=5,
-            giveup=lambda _error: self._stop.is_set(),
-            on_backoff=lambda details: self._health.mark_down(details["exception"]),
-            logger=None,
-        )
-        def listen() -> None:
-            with connect(self._settings, name="taskq-listener") as conn, database_errors():
-                conn.execute(QUERIES["listen_work"])
-                self._health.mark_up()
-                self._wakeups.wake_all()
-                while not self._stop.is_set():
-                    for notification in conn.notifies(timeout=0.5):
-                        self._wakeups.wake(notification.payload)
-
-        try:
-            listen()
-        except DatabaseUnavailableError as error:
-            logger.debug("listener stopped while the database was unavailable: {}", error)
+    def _listen(self, backoff: Backoff) -> None:
+        with connect(self._settings, name="taskq-listener") as conn, database_errors():
+            self._on_connect()
+            conn.execute(QUERIES["listen_work"])
+            self._health.mark_up()
+            backoff.reset()
+            self._wakeups.wake_all()
+            while not self._stop.is_set():
+                for notification in conn.notifies(timeout=0.5):
+                    self._wakeups.wake(notification.payload)

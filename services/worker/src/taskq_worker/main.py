@@ -22,7 +22,8 @@ def main() -> None:
         settings.host,
         settings.metrics_port,
         supervisor.metrics.registry,
-        ready=lambda: supervisor.health.up,
+        not_ready=supervisor.not_ready,
+        not_live=supervisor.not_live,
     )
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -84,6 +84,25 @@ class WorkerMetrics:
             "Calls of fast task types allowed at once, as the concurrency tuner set it.",
             registry=self.registry,
         )
+        self.thread_restarts = Counter(
+            "taskq_worker_thread_restarts",
+            "Times a worker thread failed unexpectedly and was restarted, by thread.",
+            ["thread"],
+            registry=self.registry,
+        )
+        self.task_type_errors = Counter(
+            "taskq_worker_task_type_errors",
+            "Reads of a task type's queue that failed for that type alone (its queue "
+            "dropped, renamed or unreadable); the type is set aside with backoff.",
+            ["task_type"],
+            registry=self.registry,
+        )
+        self.task_type_set_aside = Gauge(
+            "taskq_worker_task_type_set_aside",
+            "1 while a task type is set aside because reading its queue fails.",
+            ["task_type"],
+            registry=self.registry,
+        )
         self.database_up = Gauge(
             "taskq_worker_database_up",
             "1 when the worker's last database call succeeded.",
@@ -112,6 +131,12 @@ class WorkerMetrics:
     def rate_limited(self, task_type: str, wait_seconds: float) -> None:
         self.rate_limit_hits.labels(task_type).inc()
         self.rate_limit_wait.labels(task_type).inc(max(wait_seconds, 0.0))
+
+    def set_aside(self, task_type: str, *, aside: bool) -> None:
+        """A task type's queue failed (aside) or is readable again."""
+        if aside:
+            self.task_type_errors.labels(task_type).inc()
+        self.task_type_set_aside.labels(task_type).set(1.0 if aside else 0.0)
 
     def expired(self, task_type: str) -> None:
         """A buffered message left uncalled because it waited past its safe start."""

@@ -5,6 +5,12 @@ accumulated in one transaction, so the database sees a few writes per batch
 rather than several per call. While the database is away it keeps the batch
 and retries: the messages stay hidden until their visibility timeout, so even
 giving up at shutdown loses nothing (they are delivered again).
+
+Any other error is first narrowed down: the batch is written queue by queue,
+and a queue whose part alone fails is that task type's fault (its outcomes are
+dropped and the messages delivered again later). When every part fails the
+error propagates to the supervision, which restarts this thread with the batch
+kept for the next attempt.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -19,6 +27,8 @@ from taskq_core.deliveries import Outcome, RetryLater
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.health import DatabaseHealth
+from taskq_worker.metrics import WorkerMetrics
+from taskq_worker.reconnect import Backoff
 from taskq_worker.wakeups import Wakeups
 
 MAX_BATCH = 500
@@ -28,18 +38,26 @@ MAX_BATCH = 500
 # 25 ms windows delivered ~10% more than 10 ms ones, 60 ms no more than 25).
 # Status lags by at most this; delivery itself does not wait for it.
 BATCH_WINDOW_SECONDS = 0.025
-DATABASE_RETRY_MAX = 5.0
 DUE_MARGIN_SECONDS = 0.005  # a retry is read this long after it should be visible again
 
 
 class Recorder:
     def __init__(
-        self, repository: WorkerRepository, health: DatabaseHealth, wakeups: Wakeups
+        self,
+        repository: WorkerRepository,
+        health: DatabaseHealth,
+        wakeups: Wakeups,
+        metrics: WorkerMetrics,
+        *,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self._repository = repository
         self._health = health
         self._wakeups = wakeups
+        self._metrics = metrics
+        self._heartbeat = heartbeat
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._unwritten: list[Outcome] = []  # kept across a restart of this thread
         self._finish_by: float | None = None
         self._finishing = threading.Event()
 
@@ -53,9 +71,12 @@ class Recorder:
 
     def run(self) -> None:
         while True:
-            batch = self._collect()
+            self._heartbeat()
+            batch = self._unwritten or self._collect()
             if batch:
+                self._unwritten = batch
                 self._write(batch)
+                self._unwritten = []
             elif self._finishing.is_set():
                 return
 
@@ -74,12 +95,14 @@ class Recorder:
         return batch
 
     def _write(self, batch: list[Outcome]) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while True:
+            self._heartbeat()
             try:
-                self._repository.record(batch)
+                self._record(batch)
             except DatabaseUnavailableError as error:
                 self._health.mark_down(error)
+                delay = backoff.next()
                 if self._finish_by is not None and time.monotonic() + delay > self._finish_by:
                     logger.warning(
                         "shutting down with {} outcome(s) unwritten; their messages will be "
@@ -88,16 +111,47 @@ class Recorder:
                     )
                     return
                 time.sleep(delay)
-                delay = min(delay * 2, DATABASE_RETRY_MAX)
-            except Exception:
-                # A bug, not an outage: retrying would fail forever. The messages
-                # stay hidden until their visibility timeout and are delivered again.
-                logger.exception("could not record {} outcome(s); dropping the batch", len(batch))
-                return
             else:
                 self._health.mark_up()
                 self._announce_retries(batch)
                 return
+
+    def _record(self, batch: list[Outcome]) -> None:
+        """Write `batch`; if that fails for another reason than an outage, queue by queue."""
+        try:
+            self._repository.record(batch)
+        except DatabaseUnavailableError:
+            raise
+        except Exception:
+            by_queue: dict[str, list[Outcome]] = defaultdict(list)
+            for outcome in batch:
+                by_queue[outcome.delivery.queue_name].append(outcome)
+            if len(by_queue) == 1:
+                raise
+            self._record_apart(by_queue)
+
+    def _record_apart(self, by_queue: dict[str, list[Outcome]]) -> None:
+        failures: list[tuple[list[Outcome], Exception]] = []
+        for outcomes in by_queue.values():
+            try:
+                self._repository.record(outcomes)
+            except DatabaseUnavailableError:
+                raise
+            except Exception as error:
+                failures.append((outcomes, error))
+        if len(failures) == len(by_queue):
+            raise failures[0][1]
+        for outcomes, failure in failures:
+            task_type = outcomes[0].delivery.task_type
+            self._metrics.task_type_errors.labels(task_type).inc()
+            logger.warning(
+                "could not record {} outcome(s) of task type {} ({}: {}); their messages will "
+                "be delivered again after the visibility timeout",
+                len(outcomes),
+                task_type,
+                type(failure).__name__,
+                str(failure).splitlines()[0] if str(failure) else "",
+            )
 
     def _announce_retries(self, batch: list[Outcome]) -> None:
         """Tell the fetcher when the retries just written come due, so it reads them on time.

@@ -1,9 +1,11 @@
 """Owns the worker's threads, pool and shutdown.
 
 Threads: one listener (LISTEN for new work), one fetcher (tokens, then reads),
-MAX_WORKERS executors (the HTTP calls), one recorder (batched outcome writes).
-On stop: reading ends, buffered-but-unstarted messages are made visible again
-at once, in-flight calls get up to the grace period, outcomes are flushed.
+MAX_WORKERS executors (the HTTP calls), one recorder (batched outcome writes),
+one queue-state exporter; each runs under the supervision (restarted when it
+fails, the process exits when one keeps failing). On stop: reading ends,
+buffered-but-unstarted messages are made visible again at once, in-flight
+calls get up to the grace period, outcomes are flushed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import urllib.request
 import requests
 from loguru import logger
 
+from taskq_core.call_limits import call_timeout, longest_call
 from taskq_core.database import create_pool
-from taskq_core.deliveries import Delivery, Outcome, RetryLater
+from taskq_core.deliveries import Delivery, Failed, Outcome, outcome_for
 from taskq_core.egress import EgressPolicy
-from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.worker import WorkerRepository
+from taskq_core.retry import ErrorKind, Happened
 from taskq_core.settings import Settings
 from taskq_worker.concurrency import ConcurrencyTuner
 from taskq_worker.delivery import CallDefaults, NoCookies, deliver
@@ -35,10 +39,10 @@ from taskq_worker.outcome_log import log_outcome, message_context
 from taskq_worker.queue_metrics import QueueStateCollector
 from taskq_worker.recorder import Recorder
 from taskq_worker.redirects import TaskSession
+from taskq_worker.supervision import Supervision
 from taskq_worker.wakeups import Wakeups
 
 TAKE_TIMEOUT = 0.2
-UNEXPECTED_ERROR_DELAY = 5.0
 STALE_MARGIN = 1.0  # seconds kept between a call's latest end and its message reappearing
 
 
@@ -69,6 +73,13 @@ class Supervisor:
         self._draining = threading.Event()
         self.metrics = metrics or WorkerMetrics()
         self.health = DatabaseHealth()
+        self.supervision = Supervision(
+            stop=self.stop_event,
+            restarts=self.metrics.thread_restarts,
+            restart_limit=settings.thread_restart_limit,
+            restart_window=settings.thread_restart_window,
+            liveness_timeout=settings.liveness_timeout,
+        )
         # No per-checkout check: it costs a round trip on every read and write;
         # a broken connection fails its statement, which is retried anyway.
         self._pool = create_pool(
@@ -81,7 +92,13 @@ class Supervisor:
             tuner=ConcurrencyTuner(settings.max_workers) if settings.adaptive_concurrency else None,
         )
         self._wakeups = Wakeups()
-        self._recorder = Recorder(self.repository, self.health, self._wakeups)
+        self._recorder = Recorder(
+            self.repository,
+            self.health,
+            self._wakeups,
+            self.metrics,
+            heartbeat=self.supervision.heartbeat("recorder"),
+        )
         self._fetcher = Fetcher(
             self.repository,
             self.dispatcher,
@@ -91,8 +108,15 @@ class Supervisor:
             health=self.health,
             metrics=self.metrics,
             stop=self.stop_event,
+            heartbeat=self.supervision.heartbeat("fetcher"),
         )
-        self._listener = Listener(settings, self._wakeups, self.health, self.stop_event)
+        self._listener = Listener(
+            settings,
+            self._wakeups,
+            self.health,
+            self.stop_event,
+            on_connect=self.repository.check_schema,
+        )
         self._defaults = CallDefaults.from_settings(settings)
         self._session = make_session(settings.max_workers, EgressPolicy.from_settings(settings))
         self._executors: list[threading.Thread] = []
@@ -109,15 +133,42 @@ class Supervisor:
             threads=settings.max_workers,
         )
 
+    def not_ready(self) -> str | None:
+        """Why this worker should not count as ready, or None (what /health/ready answers)."""
+        if not self.health.up:
+            return "database unavailable"
+        restarting = self.supervision.not_ready()
+        if restarting:
+            return f"thread down or restarting: {', '.join(restarting)}"
+        return None
+
+    def not_live(self) -> str | None:
+        """Why the process should be restarted, or None (what /health/live answers)."""
+        stalled = self.supervision.stalled()
+        return f"no progress: {', '.join(stalled)}" if stalled else None
+
     def run(self) -> int:
-        """Run until `stop_event` is set, then shut down gracefully; return the exit status."""
+        """Run until `stop_event` is set, then shut down gracefully; return the exit status.
+
+        Non-zero when the schema does not fit this code or a thread kept failing.
+        """
         self._pool.open(wait=False)
-        fetcher = self._start("fetcher", self._fetcher.run)
-        self._start("listener", self._listener.run)
-        self._start("queue-state", self._queue_state.run)
-        recorder = self._start("recorder", self._recorder.run)
+        try:
+            self.repository.check_schema()
+        except SchemaMismatchError as error:
+            logger.error("{}", error)
+            self._pool.close(timeout=2.0)
+            return 1
+        except DatabaseUnavailableError as error:
+            # The listener checks again as soon as it reaches the database.
+            logger.warning("schema not checked yet, the database is unavailable: {}", error)
+        start = self.supervision.start
+        fetcher = start("fetcher", self._fetcher.run)
+        start("listener", self._listener.run)
+        start("queue-state", self._queue_state.run)
+        recorder = start("recorder", self._recorder.run)
         self._executors = [
-            self._start(f"executor-{number}", self._execute)
+            start(f"executor-{number}", self._execute)
             for number in range(self._settings.max_workers)
         ]
         logger.info(
@@ -129,7 +180,7 @@ class Supervisor:
         while not self.stop_event.wait(0.5):
             pass
         self._shutdown(fetcher, recorder)
-        return 0
+        return 1 if self.supervision.failed.is_set() else 0
 
     def _shutdown(self, fetcher: threading.Thread, recorder: threading.Thread) -> None:
         deadline = time.monotonic() + self._settings.shutdown_grace_period
@@ -191,28 +242,30 @@ class Supervisor:
             log_outcome(outcome)  # returns at once for a success
 
     def _could_outlast_its_hiding(self, delivery: Delivery) -> bool:
-        call = delivery.call
-        if call is None:
+        if delivery.call is None:
             return False
-        timeout = self._defaults.timeout if call.timeout_ms is None else call.timeout_ms / 1000
-        # A call lasts at most twice its timeout (answer, then the body budget).
-        return time.monotonic() + 2 * timeout + STALE_MARGIN > delivery.hidden_until
+        longest = longest_call(call_timeout(delivery.call, self._defaults.timeout))
+        return time.monotonic() + longest + STALE_MARGIN > delivery.hidden_until
 
     def _deliver(self, delivery: Delivery, rng: random.Random) -> Outcome:
+        started = time.perf_counter()
         try:
             return deliver(delivery, self._session, self._defaults, rng)
         except Exception as error:
-            logger.bind(**message_context(delivery)).exception("unexpected error while delivering")
-            return RetryLater(
-                delivery,
-                f"worker error: {type(error).__name__}",
-                None,
-                0.0,
-                UNEXPECTED_ERROR_DELAY,
+            # taskq failed on this message, not the target: it spends an attempt
+            # like any other failure and ends in the DLQ (design decision 8).
+            logger.bind(**message_context(delivery)).opt(exception=True).error(
+                "unexpected error while delivering"
             )
-
-    @staticmethod
-    def _start(name: str, target: object) -> threading.Thread:
-        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
-        thread.start()
-        return thread
+            reason = f"worker error: {type(error).__name__}"
+            duration_ms = (time.perf_counter() - started) * 1000.0
+            if delivery.call is None:
+                return Failed(delivery, reason, None, duration_ms)
+            return outcome_for(
+                delivery,
+                self._defaults.policy_for(delivery.call),
+                Happened(error=ErrorKind.WORKER_ERROR),
+                reason=reason,
+                duration_ms=duration_ms,
+                rng=rng,
+            )

@@ -29,8 +29,10 @@ from taskq_core.deliveries import (
     TaskTypeRoute,
     TokenGrant,
 )
+from taskq_core.errors import DatabaseError, DatabaseUnavailableError, TaskTypeUnavailableError
 from taskq_core.models import QueuedCall
 from taskq_core.queries import QUERIES
+from taskq_core.schema_version import check_database
 from taskq_core.status import TaskStatus
 
 _decode_call = msgspec.json.Decoder(QueuedCall).decode
@@ -47,6 +49,11 @@ class WorkerRepository:
     def ping(self) -> None:
         with self._connection() as conn:
             conn.execute(QUERIES["ping"])
+
+    def check_schema(self) -> None:
+        """SchemaMismatchError unless this code can run on the database's migrations."""
+        with self._connection() as conn:
+            check_database(conn)
 
     def routes(self) -> list[TaskTypeRoute]:
         with self._connection() as conn:
@@ -65,9 +72,16 @@ class WorkerRepository:
     ) -> list[Delivery]:
         hidden_for = max(1, round(visibility_timeout))
         params = {"queue": route.queue_name, "vt": hidden_for, "qty": quantity}
-        with self._connection() as conn:
-            cursor = conn.cursor(row_factory=class_row(_MessageRow))
-            rows = cursor.execute(QUERIES["read_messages"], params).fetchall()
+        try:
+            with self._connection() as conn:
+                cursor = conn.cursor(row_factory=class_row(_MessageRow))
+                rows = cursor.execute(QUERIES["read_messages"], params).fetchall()
+        except DatabaseUnavailableError:
+            raise  # the database itself is away: not this type's fault
+        except DatabaseError as error:
+            # The statement touches only this type's queue table: dropped,
+            # renamed, or unreadable, it is this type's problem alone.
+            raise TaskTypeUnavailableError(route.task_type, error.message) from error
         hidden_until = time.monotonic() + hidden_for
         return [
             Delivery(

@@ -1,3 +1,4 @@
+-- compatible: backward
 -- The queue name is derived from the task type (taskq_core.queue_names), so
 -- the primary key already makes it unique. A second unique index made
 -- concurrent first submissions of a new type fail: INSERT ... ON CONFLICT

@@ -1,3 +1,4 @@
+-- compatible: backward
 -- The planner must not trust statistics on status: they are a snapshot of a
 -- column that swings between "all pending" and "all final" within seconds.
 -- Analysed while nothing was pending, it estimated one pending row for the

@@ -11,14 +11,19 @@ SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s
 -- a message whose status is already final (a duplicate after a crash). It is
 -- looked up by primary key, one row per message: as a plain join, the planner
 -- (expecting 1,000 rows from a function) hashed the whole status table on
--- every read.
+-- every read. The keys are cast only when they have the right shape: a
+-- message whose task_id is not a uuid must come back as a message the worker
+-- sends to the DLQ, not make every read of its queue fail.
 SELECT m.msg_id, m.message::text AS message, coalesce(s.attempt, 0) AS attempt,
        coalesce(s.status, 'pending') AS status
 FROM pgmq.read(%(queue)s, %(vt)s, %(qty)s) AS m
 LEFT JOIN LATERAL (
   SELECT attempt, status FROM taskq.task_status
-  WHERE task_id = (m.message ->> 'task_id')::uuid
-    AND payload_id = (m.message ->> 'payload_id')::integer
+  WHERE task_id = CASE WHEN m.message ->> 'task_id'
+                              ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
+                       THEN (m.message ->> 'task_id')::uuid END
+    AND payload_id = CASE WHEN m.message ->> 'payload_id' ~ '^[0-9]{1,9}$'
+                          THEN (m.message ->> 'payload_id')::integer END
   LIMIT 1  -- keeps the subquery from being flattened into a join
 ) AS s ON true
 ORDER BY m.msg_id;

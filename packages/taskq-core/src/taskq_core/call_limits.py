@@ -1,0 +1,23 @@
+"""How long one outbound call may take: one rule for the delivery, the executors and the fetcher.
+
+A call waits up to its timeout for the answer (connect, then each read), and
+then up to the same again for the body: so at most twice its timeout. A
+message must stay hidden in its queue at least that long, or it would be shown
+to another worker while its call is still running.
+"""
+
+from __future__ import annotations
+
+from taskq_core.models import QueuedCall
+
+
+def call_timeout(call: QueuedCall | None, default: float) -> float:
+    """Seconds the call's own timeout allows (the TIMEOUT setting when the batch set none)."""
+    if call is None or call.timeout_ms is None:
+        return default
+    return call.timeout_ms / 1000.0
+
+
+def longest_call(timeout: float) -> float:
+    """The longest a call with `timeout` can last: the answer, then the body budget."""
+    return 2 * timeout
