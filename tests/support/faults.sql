@@ -1,0 +1,59 @@
+-- Real faults the supervision tests inflict on their own database (never the
+-- shared server's other databases): broken functions, triggers, renamed tables.
+
+-- name: fault_function_definition
+SELECT pg_get_functiondef('taskq.take_tokens(text, integer)'::regprocedure);
+
+-- name: fault_break_take_tokens
+CREATE OR REPLACE FUNCTION taskq.take_tokens(p_task_type text, p_requested integer)
+RETURNS TABLE (granted integer, wait_seconds double precision)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'take_tokens broken by the test';
+END
+$$;
+
+-- name: fault_break_status_writes
+CREATE FUNCTION taskq.test_refuse_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'status writes broken by the test';
+END
+$$;
+CREATE TRIGGER test_refuse_update BEFORE UPDATE ON taskq.task_status
+    FOR EACH ROW EXECUTE FUNCTION taskq.test_refuse_update();
+
+-- name: fault_mend_status_writes
+DROP TRIGGER test_refuse_update ON taskq.task_status;
+DROP FUNCTION taskq.test_refuse_update();
+
+-- name: fault_rename_table
+-- {old} and {new} are filled with psycopg.sql.Identifier.
+ALTER TABLE pgmq.{old} RENAME TO {new};
+
+-- name: fault_break_migrations_table
+ALTER TABLE taskq.schema_migrations RENAME COLUMN name TO test_renamed;
+
+-- name: fault_mend_migrations_table
+ALTER TABLE taskq.schema_migrations RENAME COLUMN test_renamed TO name;
+
+-- name: fault_terminate_listener
+SELECT count(pg_terminate_backend(pid))
+FROM pg_stat_activity
+WHERE application_name = 'taskq-listener' AND datname = current_database();
+
+-- name: fault_forget_last_migration
+DELETE FROM taskq.schema_migrations
+WHERE version = (SELECT max(version) FROM taskq.schema_migrations)
+RETURNING version, name;
+
+-- name: fault_add_future_migration
+INSERT INTO taskq.schema_migrations (version, name, backward_compatible)
+VALUES (%(version)s, %(name)s, %(compatible)s);
+
+-- name: fault_set_headers
+-- {queue} is the queue table, filled with psycopg.sql.Identifier.
+UPDATE pgmq.{queue} SET message = jsonb_set(message, ARRAY['headers'], %(headers)s::jsonb);
+
+-- name: fault_send_raw
+SELECT pgmq.send(%(queue)s, %(message)s::jsonb);
