@@ -41,7 +41,6 @@ def test_a_failing_thread_is_restarted_counted_and_not_ready_meanwhile() -> None
     supervision.start("executor-3", flaky)
     wait_until(lambda: supervision.not_ready() == ["executor-3"], timeout=5)
     wait_until(healthy.is_set, timeout=10)
-    assert supervision.not_ready() == ["executor-3"], "not ready until it has run a while"
     wait_until(lambda: supervision.not_ready() == [], timeout=5)
     # Numbered threads share one label value.
     assert restarts.labels("executor")._value.get() == 2
