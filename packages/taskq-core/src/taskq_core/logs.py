@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -40,8 +41,13 @@ def _json_sink(stream: TextIO) -> Callable[[Message], None]:
         }
         for key, value in record["extra"].items():
             line[key] = redact_headers(value) if key == "headers" else value
-        if record["exception"] is not None:
-            line["exception"] = str(record["exception"].value)
+        exception = record["exception"]
+        if exception is not None:
+            line["exception"] = str(exception.value)
+            # The frames only (what failed where), never local variables.
+            line["traceback"] = "".join(
+                traceback.format_exception(exception.type, exception.value, exception.traceback)
+            )
         stream.write(encoder.encode(line).decode() + "\n")
         stream.flush()
 

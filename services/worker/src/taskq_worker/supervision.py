@@ -26,6 +26,9 @@ from taskq_core.errors import SchemaMismatchError
 
 RESTART_FIRST_DELAY = 0.5
 RESTART_MAX_DELAY = 10.0
+# A restarted thread counts as up once it has run this long without failing
+# again: one that fails at once would otherwise look ready between attempts.
+SETTLE_SECONDS = 2.0
 _NUMBERED = re.compile(r"-\d+$")
 
 
@@ -33,6 +36,7 @@ _NUMBERED = re.compile(r"-\d+$")
 class _Watched:
     name: str
     restarting: bool = False
+    restarted_at: float = -SETTLE_SECONDS
     failures: deque[float] = field(default_factory=deque)  # time.monotonic() of each failure
     beat_at: float | None = None  # last heartbeat, for threads that report progress
 
@@ -79,8 +83,13 @@ class Supervision:
 
     def not_ready(self) -> list[str]:
         """Names of the threads being restarted (or given up on)."""
+        now = self._clock()
         with self._lock:
-            return [name for name, watched in self._watched.items() if watched.restarting]
+            return [
+                name
+                for name, watched in self._watched.items()
+                if watched.restarting or now - watched.restarted_at < SETTLE_SECONDS
+            ]
 
     def stalled(self) -> list[str]:
         """Names of the heartbeat threads that made no progress for the liveness timeout."""
@@ -129,6 +138,7 @@ class Supervision:
                 return
             with self._lock:
                 watched.restarting = False
+                watched.restarted_at = self._clock()
             if watched.beat_at is not None:
                 watched.beat_at = self._clock()
 
