@@ -6,11 +6,11 @@ rather than several per call. While the database is away it keeps the batch
 and retries: the messages stay hidden until their visibility timeout, so even
 giving up at shutdown loses nothing (they are delivered again).
 
-Any other error is first narrowed down: the batch is written queue by queue,
-and a queue whose part alone fails is that task type's fault (its outcomes are
-dropped and the messages delivered again later). When every part fails the
-error propagates to the supervision, which restarts this thread with the batch
-kept for the next attempt.
+Any other error is first narrowed down (`_record`): a part that fails alone, or
+whose error names its queue's table, is that task type's fault; its outcomes
+are dropped and its messages delivered again later. What cannot be pinned on
+one type propagates to the supervision, which restarts this thread with those
+outcomes kept for the next attempt.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from loguru import logger
 
 from taskq_core.deliveries import Outcome, RetryLater
-from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.errors import DatabaseError, DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.metrics import WorkerMetrics
@@ -39,6 +40,15 @@ MAX_BATCH = 500
 # Status lags by at most this; delivery itself does not wait for it.
 BATCH_WINDOW_SECONDS = 0.025
 DUE_MARGIN_SECONDS = 0.005  # a retry is read this long after it should be visible again
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """The outcomes of one queue whose write failed, and why."""
+
+    queue: str
+    outcomes: list[Outcome]
+    error: DatabaseError
 
 
 class Recorder:
@@ -117,41 +127,59 @@ class Recorder:
                 return
 
     def _record(self, batch: list[Outcome]) -> None:
-        """Write `batch`; if that fails for another reason than an outage, queue by queue."""
+        """Write `batch`; if that fails for another reason than an outage, narrow the fault down.
+
+        Outcomes of a queue whose own write fails while others succeed, or whose
+        error names its table, are that task type's fault: they are dropped
+        (their messages are delivered again after the visibility timeout). Any
+        other failure propagates, its outcomes kept for the next attempt.
+        """
         try:
             self._repository.record(batch)
         except DatabaseUnavailableError:
             raise
-        except Exception:
-            by_queue: dict[str, list[Outcome]] = defaultdict(list)
-            for outcome in batch:
-                by_queue[outcome.delivery.queue_name].append(outcome)
-            if len(by_queue) == 1:
-                raise
-            self._record_apart(by_queue)
+        except DatabaseError as whole_batch:
+            failure = whole_batch
+        else:
+            return
+        by_queue: dict[str, list[Outcome]] = defaultdict(list)
+        for outcome in batch:
+            by_queue[outcome.delivery.queue_name].append(outcome)
+        if len(by_queue) == 1:
+            failed = [_Failed(queue, outcomes, failure) for queue, outcomes in by_queue.items()]
+        else:
+            failed = [part for part in map(self._try_part, by_queue.items()) if part]
+        some_written = len(failed) < len(by_queue)
+        kept: list[_Failed] = []
+        for part in failed:
+            if some_written or f"q_{part.queue}" in part.error.message:
+                self._drop(part.outcomes, part.error)
+            else:
+                kept.append(part)
+        if kept:
+            self._unwritten = [outcome for part in kept for outcome in part.outcomes]
+            raise kept[0].error
 
-    def _record_apart(self, by_queue: dict[str, list[Outcome]]) -> None:
-        failures: list[tuple[list[Outcome], Exception]] = []
-        for outcomes in by_queue.values():
-            try:
-                self._repository.record(outcomes)
-            except DatabaseUnavailableError:
-                raise
-            except Exception as error:
-                failures.append((outcomes, error))
-        if len(failures) == len(by_queue):
-            raise failures[0][1]
-        for outcomes, failure in failures:
-            task_type = outcomes[0].delivery.task_type
-            self._metrics.task_type_errors.labels(task_type).inc()
-            logger.warning(
-                "could not record {} outcome(s) of task type {} ({}: {}); their messages will "
-                "be delivered again after the visibility timeout",
-                len(outcomes),
-                task_type,
-                type(failure).__name__,
-                str(failure).splitlines()[0] if str(failure) else "",
-            )
+    def _try_part(self, part: tuple[str, list[Outcome]]) -> _Failed | None:
+        queue, outcomes = part
+        try:
+            self._repository.record(outcomes)
+        except DatabaseUnavailableError:
+            raise
+        except DatabaseError as error:
+            return _Failed(queue, outcomes, error)
+        return None
+
+    def _drop(self, outcomes: list[Outcome], error: DatabaseError) -> None:
+        task_type = outcomes[0].delivery.task_type
+        self._metrics.task_type_errors.labels(task_type).inc()
+        logger.warning(
+            "could not record {} outcome(s) of task type {} ({}); their messages will be "
+            "delivered again after the visibility timeout",
+            len(outcomes),
+            task_type,
+            error.message,
+        )
 
     def _announce_retries(self, batch: list[Outcome]) -> None:
         """Tell the fetcher when the retries just written come due, so it reads them on time.
