@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from taskq_core.settings import Settings
+from tests.e2e.conftest import ApiProcess
 from tests.e2e.test_worker_supervision import delivered, submit_one, worker
 from tests.support import faults
 from tests.support.processes import BIN, settings_environment, start_worker, stop
@@ -94,6 +96,37 @@ def test_a_worker_checks_again_after_reconnecting(settings: Settings, tmp_path: 
             "fault_add_future_migration",
             {"version": 9001, "name": "renamed_column", "compatible": False},
         )
-        assert faults.run(settings.postgres_dsn, "fault_terminate_listener")[0][0] == 1
+        assert (
+            faults.run(
+                settings.postgres_dsn, "fault_terminate_backends", {"application": "taskq-listener"}
+            )[0][0]
+            == 1
+        )
         assert exit_status(running.process) == 1
     assert any("9001_renamed_column" in line for line in error_lines(running.log))
+
+
+def test_the_api_checks_again_after_reconnecting(
+    settings: Settings, api_process: ApiProcess
+) -> None:
+    dsn = settings.postgres_dsn
+    ready = f"http://{api_process.address}/health/ready"
+
+    def status() -> int:
+        try:
+            return httpx.get(ready, timeout=5).status_code
+        except httpx.HTTPError:
+            return 0
+
+    assert status() == 200
+    faults.run(
+        dsn,
+        "fault_add_future_migration",
+        {"version": 9001, "name": "renamed_column", "compatible": False},
+    )
+    faults.run(dsn, "fault_terminate_backends", {"application": "taskq-api"})
+    wait_until(lambda: status() == 503, timeout=15)
+    wait_until(lambda: "9001_renamed_column" in api_process.log.read_text(), timeout=10)
+
+    faults.run(dsn, "fault_forget_migration", {"version": 9001})
+    wait_until(lambda: status() == 200, timeout=30)

@@ -153,7 +153,10 @@ def test_a_listener_that_cannot_check_the_schema_is_restarted_until_mended(
     dsn = settings.postgres_dsn
     with worker(settings, tmp_path, THREAD_RESTART_LIMIT=1000) as running:
         faults.run(dsn, "fault_break_migrations_table")
-        assert faults.run(dsn, "fault_terminate_listener")[0][0] == 1
+        assert (
+            faults.run(dsn, "fault_terminate_backends", {"application": "taskq-listener"})[0][0]
+            == 1
+        )
         wait_until(lambda: running.restarts("listener") >= 2, timeout=15)
         wait_until(lambda: running.probe("/health/ready") == 503, timeout=10)
 
@@ -177,7 +180,7 @@ def test_a_thread_that_keeps_failing_takes_the_process_down(
             faults.run(dsn, "fault_break_status_writes")
         else:
             faults.run(dsn, "fault_break_migrations_table")
-            faults.run(dsn, "fault_terminate_listener")
+            faults.run(dsn, "fault_terminate_backends", {"application": "taskq-listener"})
         submit_one(settings, "paced", target.url)
         running.process.wait(timeout=40)
         assert running.process.returncode == 1

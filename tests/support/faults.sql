@@ -37,10 +37,13 @@ ALTER TABLE taskq.schema_migrations RENAME COLUMN name TO test_renamed;
 -- name: fault_mend_migrations_table
 ALTER TABLE taskq.schema_migrations RENAME COLUMN test_renamed TO name;
 
--- name: fault_terminate_listener
+-- name: fault_terminate_backends
 SELECT count(pg_terminate_backend(pid))
 FROM pg_stat_activity
-WHERE application_name = 'taskq-listener' AND datname = current_database();
+WHERE application_name = %(application)s AND datname = current_database();
+
+-- name: fault_forget_migration
+DELETE FROM taskq.schema_migrations WHERE version = %(version)s;
 
 -- name: fault_forget_last_migration
 DELETE FROM taskq.schema_migrations

@@ -11,7 +11,7 @@ statement timeout, and the pool discards the connection it was on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -136,13 +136,27 @@ def create_pool(
 
 
 def create_async_pool(
-    settings: Settings, *, name: str, min_size: int = 1, max_size: int | None = None
+    settings: Settings,
+    *,
+    name: str,
+    min_size: int = 1,
+    max_size: int | None = None,
+    check: Callable[[AsyncBoundedConnection], Awaitable[None]] | None = None,
 ) -> AsyncPool:
-    """A closed async pool (the API's); open it in the application's lifespan."""
+    """A closed async pool (the API's); open it in the application's lifespan.
+
+    `check` runs on every new connection; one it raises on is closed, not used.
+    """
     limits = DatabaseLimits.from_settings(settings)
 
     async def configure(conn: AsyncBoundedConnection) -> None:
         conn.response_timeout = limits.response_timeout
+        if check is not None:
+            try:
+                await check(conn)
+            except Exception:
+                await conn.close()
+                raise
 
     return AsyncConnectionPool(
         settings.postgres_dsn,

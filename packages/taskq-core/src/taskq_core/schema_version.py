@@ -37,6 +37,23 @@ def read_applied(conn: psycopg.Connection[tuple[object, ...]]) -> list[AppliedMi
     except psycopg.errors.UndefinedTable:
         conn.rollback()
         return []
+    return _applied(rows)
+
+
+async def read_applied_async(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+) -> list[AppliedMigration]:
+    """`read_applied` over an async connection (the API's pool)."""
+    try:
+        cursor = await conn.execute(QUERIES["applied_migrations_compatibility"])
+        rows = await cursor.fetchall()
+    except psycopg.errors.UndefinedTable:
+        await conn.rollback()
+        return []
+    return _applied(rows)
+
+
+def _applied(rows: Sequence[tuple[object, ...]]) -> list[AppliedMigration]:
     return [AppliedMigration(int(v), str(n), bool(c)) for v, n, c in rows]  # type: ignore[call-overload]
 
 
@@ -72,6 +89,18 @@ def check_compatible(
 def check_database(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Read the applied migrations over `conn` and check them (SchemaMismatchError if unfit)."""
     check_compatible(read_applied(conn))
+
+
+async def check_new_connection(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    """Check over each new pooled connection of the API: after a reconnect, the schema may differ.
+
+    A mismatch discards the connection (requests answer 503 meanwhile); the
+    pool's own log line carries this check's message.
+    """
+    try:
+        check_compatible(await read_applied_async(conn))
+    finally:
+        await conn.rollback()  # the pool takes only idle connections
 
 
 def check_at_start(settings: Settings, *, name: str) -> None:

@@ -27,6 +27,7 @@ from taskq_core.database import create_async_pool
 from taskq_core.egress import EgressPolicy
 from taskq_core.logs import configure_logging
 from taskq_core.repository.api import ApiRepository
+from taskq_core.schema_version import check_new_connection
 from taskq_core.settings import Settings
 
 
@@ -53,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # is the only source, and this process's logging is set up here.
         settings = Settings.from_env()
         configure_logging(settings)
-    pool = create_async_pool(settings, name="taskq-api")
+    # Each new connection checks the schema: after the database comes back it
+    # may have been migrated past what this release can run on.
+    pool = create_async_pool(settings, name="taskq-api", check=check_new_connection)
     repository = ApiRepository(
         pool,
         dlq_queue_name=settings.dlq_queue_name,
