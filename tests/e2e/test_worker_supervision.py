@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from taskq_core.settings import Settings
@@ -189,6 +190,20 @@ def test_a_thread_that_keeps_failing_takes_the_process_down(
     assert f"thread {thread} failed 3 times within 60 s" in log
     assert log.count('"thread ' + thread + ' failed"') == 3, "each failure logged once"
     assert "Traceback (most recent call last)" in log
+
+
+def test_a_fetcher_stuck_on_a_lock_fails_liveness_until_it_moves_again(
+    settings: Settings, target: Target, tmp_path: Path
+) -> None:
+    with worker(settings, tmp_path, LIVENESS_TIMEOUT="2s", DB_STATEMENT_TIMEOUT="120s") as running:
+        assert running.probe("/health/live") == 200
+        with psycopg.connect(settings.postgres_dsn) as blocker:
+            blocker.execute(faults.FAULTS["fault_lock_task_types"])
+            wait_until(lambda: running.probe("/health/live") == 503, timeout=15)
+            blocker.rollback()
+        wait_until(lambda: running.probe("/health/live") == 200, timeout=10)
+        task_id = submit_one(settings, "unstuck", target.url)
+        wait_until(lambda: delivered(settings, task_id), timeout=10)
 
 
 def test_liveness_and_readiness_answer_200_on_a_healthy_worker(

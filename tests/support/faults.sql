@@ -60,3 +60,7 @@ UPDATE pgmq.{queue} SET message = jsonb_set(message, ARRAY['headers'], %(headers
 
 -- name: fault_send_raw
 SELECT pgmq.send(%(queue)s, %(message)s::jsonb);
+
+-- name: fault_lock_task_types
+-- Held in an open transaction by the test: the fetcher's route refresh waits on it.
+LOCK TABLE taskq.task_types IN ACCESS EXCLUSIVE MODE;
