@@ -7,6 +7,7 @@ or will): what is tested is the worker's answer to whatever is in its queue.
 from __future__ import annotations
 
 import psycopg
+from loguru import logger
 
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
@@ -44,8 +45,15 @@ def test_a_header_the_http_client_cannot_encode_spends_attempts_and_ends_in_the_
         {"headers": '{"X-Note": "caf\\u00e9 \\u20ac"}'},
         queue=faults.queue_table("poison"),
     )
-    with running_worker(settings):
-        wait_until(lambda: all_final(dsn, task_id, 1), timeout=20)
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message} {exception}", level="WARNING")
+    try:
+        with running_worker(settings):
+            wait_until(lambda: all_final(dsn, task_id, 1), timeout=20)
+    finally:
+        logger.remove(sink)
+    assert any("unexpected error while delivering: UnicodeEncodeError at" in line for line in lines)
+    assert not any("\u20ac" in line or "\\u20ac" in line for line in lines), "no header value"
     [row] = statuses(dsn, task_id)
     assert row["status"] == "failed"
     assert row["attempt"] == 2, "every attempt counted: the first and two retries"

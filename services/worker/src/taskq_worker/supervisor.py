@@ -13,7 +13,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+import traceback
 import urllib.request
+from pathlib import Path
 
 import requests
 from loguru import logger
@@ -254,8 +256,15 @@ class Supervisor:
         except Exception as error:
             # taskq failed on this message, not the target: it spends an attempt
             # like any other failure and ends in the DLQ (design decision 8).
-            logger.bind(**message_context(delivery)).opt(exception=True).error(
-                "unexpected error while delivering"
+            # Where it failed, but not the exception's text nor a traceback: both
+            # can quote the message's own data (a header value, say).
+            frame = traceback.extract_tb(error.__traceback__)[-1]
+            logger.bind(**message_context(delivery)).error(
+                "unexpected error while delivering: {} at {}:{} in {}",
+                type(error).__name__,
+                Path(frame.filename).name,
+                frame.lineno,
+                frame.name,
             )
             reason = f"worker error: {type(error).__name__}"
             duration_ms = (time.perf_counter() - started) * 1000.0
