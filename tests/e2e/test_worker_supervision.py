@@ -175,14 +175,14 @@ def test_a_thread_that_keeps_failing_takes_the_process_down(
     with api_client(settings) as client:
         assert client.post("/task-types", json={"task_type": "paced", "max_rps": 100}).is_success
     with worker(settings, tmp_path, THREAD_RESTART_LIMIT=3, THREAD_RESTART_WINDOW="60s") as running:
-        if fault == "take_tokens":
-            faults.run(dsn, "fault_break_take_tokens")
-        elif fault == "status_writes":
-            faults.run(dsn, "fault_break_status_writes")
-        else:
+        if fault == "listener":
             faults.run(dsn, "fault_break_migrations_table")
             faults.run(dsn, "fault_terminate_backends", {"application": "taskq-listener"})
-        submit_one(settings, "paced", target.url)
+        else:
+            faults.run(dsn, f"fault_break_{fault}")
+            # Work to make the fetcher take tokens and the recorder write (the
+            # API's insert passes: the trigger refuses updates only).
+            submit_one(settings, "paced", target.url)
         running.process.wait(timeout=40)
         assert running.process.returncode == 1
     thread = {"take_tokens": "fetcher", "status_writes": "recorder", "listener": "listener"}[fault]
