@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
+import pytest
+from loguru import logger
 from prometheus_client import CollectorRegistry, Counter
 
 from taskq_core.errors import SchemaMismatchError
+from taskq_core.logs import configure_logging
+from taskq_core.settings import Settings
 from taskq_worker.supervision import Supervision
 from tests.support.target import wait_until
 
@@ -113,3 +118,25 @@ def test_the_watchdog_names_a_thread_whose_heartbeat_stopped() -> None:
     stuck.set()
     wait_until(lambda: supervision.stalled() == ["fetcher"], timeout=5)
     stop.set()
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_failure_is_logged_with_its_frames_but_never_its_local_variables(log_format: str) -> None:
+    stream = io.StringIO()
+    configure_logging(Settings(log_format=log_format), stream=stream)
+    try:
+        stop = threading.Event()
+        supervision, _ = _supervision(stop, limit=1)
+
+        def leaky() -> None:
+            header_value = "Bearer planted-secret-123"
+            raise RuntimeError(len(header_value))  # diagnose would print the variable
+
+        thread = supervision.start("recorder", leaky)
+        thread.join(timeout=5)
+    finally:
+        logger.remove()
+    text = stream.getvalue()
+    assert "thread recorder failed" in text
+    assert "in leaky" in text, "the traceback names the failing function"
+    assert "planted-secret-123" not in text
