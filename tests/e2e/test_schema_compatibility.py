@@ -96,12 +96,7 @@ def test_a_worker_checks_again_after_reconnecting(settings: Settings, tmp_path: 
             "fault_add_future_migration",
             {"version": 9001, "name": "renamed_column", "compatible": False},
         )
-        assert (
-            faults.run(
-                settings.postgres_dsn, "fault_terminate_backends", {"application": "taskq-listener"}
-            )[0][0]
-            == 1
-        )
+        faults.terminate_when_connected(settings.postgres_dsn, "taskq-listener")
         assert exit_status(running.process) == 1
     assert any("9001_renamed_column" in line for line in error_lines(running.log))
 
@@ -124,7 +119,7 @@ def test_the_api_checks_again_after_reconnecting(
         "fault_add_future_migration",
         {"version": 9001, "name": "renamed_column", "compatible": False},
     )
-    faults.run(dsn, "fault_terminate_backends", {"application": "taskq-api"})
+    faults.terminate_when_connected(dsn, "taskq-api")
     wait_until(lambda: status() == 503, timeout=15)
     wait_until(lambda: "9001_renamed_column" in api_process.log.read_text(), timeout=10)
 

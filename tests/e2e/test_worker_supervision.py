@@ -58,6 +58,8 @@ def worker(settings: Settings, tmp_path: Path, **overrides: object) -> Iterator[
     handle = WorkerProcess(process, port, log)
     try:
         wait_until(lambda: handle.probe("/health/ready") == 200, timeout=15)
+        # Listening too: the tests below change what the listener finds on connecting.
+        wait_until(lambda: faults.connected(settings.postgres_dsn, "taskq-listener"), timeout=15)
         yield handle
     finally:
         if process.poll() is None:
@@ -154,10 +156,7 @@ def test_a_listener_that_cannot_check_the_schema_is_restarted_until_mended(
     dsn = settings.postgres_dsn
     with worker(settings, tmp_path, THREAD_RESTART_LIMIT=1000) as running:
         faults.run(dsn, "fault_break_migrations_table")
-        assert (
-            faults.run(dsn, "fault_terminate_backends", {"application": "taskq-listener"})[0][0]
-            == 1
-        )
+        faults.terminate_when_connected(dsn, "taskq-listener")
         wait_until(lambda: running.restarts("listener") >= 2, timeout=15)
         wait_until(lambda: running.probe("/health/ready") == 503, timeout=10)
 
@@ -177,7 +176,7 @@ def test_a_thread_that_keeps_failing_takes_the_process_down(
     with worker(settings, tmp_path, THREAD_RESTART_LIMIT=3, THREAD_RESTART_WINDOW="60s") as running:
         if fault == "listener":
             faults.run(dsn, "fault_break_migrations_table")
-            faults.run(dsn, "fault_terminate_backends", {"application": "taskq-listener"})
+            faults.terminate_when_connected(dsn, "taskq-listener")
         else:
             faults.run(dsn, f"fault_break_{fault}")
             # Work to make the fetcher take tokens and the recorder write (the

@@ -10,6 +10,7 @@ from psycopg import sql
 
 from taskq_core.queries import parse_named_blocks
 from taskq_core.queue_names import queue_name_for
+from tests.support.target import wait_until
 
 FAULTS = parse_named_blocks((Path(__file__).parent / "faults.sql").read_text(encoding="utf-8"))
 
@@ -33,3 +34,18 @@ def restore_take_tokens(dsn: str, definition: str) -> None:
     """Put back the function text saved with fault_function_definition."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(definition.encode())
+
+
+def terminate(dsn: str, application: str) -> int:
+    """Kill the server processes of every connection named `application`; how many there were."""
+    return int(run(dsn, "fault_terminate_backends", {"application": application})[0][0])
+
+
+def terminate_when_connected(dsn: str, application: str, *, timeout: float = 15.0) -> None:
+    """Kill the connection named `application` once it exists (its thread may be reconnecting)."""
+    wait_until(lambda: terminate(dsn, application) > 0, timeout=timeout)
+
+
+def connected(dsn: str, application: str) -> bool:
+    """Whether a connection named `application` is open to this database."""
+    return int(run(dsn, "fault_count_backends", {"application": application})[0][0]) > 0

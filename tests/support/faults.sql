@@ -64,3 +64,7 @@ SELECT pgmq.send(%(queue)s, %(message)s::jsonb);
 -- name: fault_lock_task_types
 -- Held in an open transaction by the test: the fetcher's route refresh waits on it.
 LOCK TABLE taskq.task_types IN ACCESS EXCLUSIVE MODE;
+
+-- name: fault_count_backends
+SELECT count(*) FROM pg_stat_activity
+WHERE application_name = %(application)s AND datname = current_database();
