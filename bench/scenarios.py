@@ -288,6 +288,7 @@ def burn_down(
     max_queue_buffer: int | None = None,
     max_retries: int = 3,
     retry_delay_ms: int = 100,
+    extra_env: dict[str, str] | None = None,
 ) -> float | None:
     """Queue `count` calls, start `replicas` workers, time the drain; workers are stopped."""
     ctx.progress.step(f"  queueing {count:,} {task_type} through POST /tasks")
@@ -308,6 +309,8 @@ def burn_down(
         kwargs["max_workers"] = max_workers
     if max_queue_buffer is not None:
         kwargs["max_queue_buffer"] = max_queue_buffer
+    if extra_env is not None:
+        kwargs["extra_env"] = extra_env
     try:
         cluster.start_workers(replicas, **kwargs)
         meter = CpuMeter([worker.pid for worker in cluster.workers])

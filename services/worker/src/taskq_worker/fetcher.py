@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from taskq_core.deliveries import Delivery, TaskTypeRoute
+from taskq_core.deliveries import Delivery, TaskTypeRoute, TaskTypesVersion
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.dispatcher import Dispatcher
@@ -24,22 +24,31 @@ from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.wakeups import Wakeups
 
 READ_BATCH = 100
-ROUTES_REFRESH_SECONDS = 1.0  # a changed max_rps or a new type is seen within this
-IDLE_FIRST_POLL = 0.01
-IDLE_LAST_POLL = 1.0  # NOTIFY wakes us sooner; polling only catches retries coming due
+# Idle queues are not polled one by one: every DUE_POLL_SECONDS one indexed
+# query lists the queues due within DUE_HORIZON (submissions, other replicas'
+# retries, released and reprocessed messages, messages whose reader died), and
+# tells whether a task type was added or changed. NOTIFY wakes us sooner for
+# new work, and this replica's own retries are read when they come due.
+DUE_POLL_SECONDS = 0.5
+DUE_HORIZON = 1.0  # longer than the poll interval, so nothing comes due unseen between polls
+DUE_NOW_DELAY = 0.01  # a dry queue that is due again at once (a message locked by another reader)
 DATABASE_RETRY_MAX = 5.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
 
 
 @dataclass(slots=True)
 class _Schedule:
-    """When a task type is next worth reading, and how long its queue has been empty."""
+    """When a task type is next worth reading (never, until something says it is due)."""
 
-    next_at: float = 0.0
-    idle_delay: float = 0.0
+    next_at: float = math.inf
     waiting_for_tokens: bool = False
     reserved: int = 0  # tokens already taken, usable from next_at on
     retry_due_at: float = math.inf  # when the earliest retry this replica scheduled comes due
+
+    def wake_at(self, at: float) -> None:
+        """Read no later than `at`; a type waiting for tokens keeps waiting (they are its slot)."""
+        if not self.waiting_for_tokens:
+            self.next_at = min(self.next_at, at)
 
 
 class Fetcher:
@@ -66,7 +75,9 @@ class Fetcher:
         self._stop = stop
         self._clock = clock
         self._routes: list[TaskTypeRoute] = []
-        self._routes_at = -ROUTES_REFRESH_SECONDS
+        self._task_types: dict[str, str] = {}  # queue name -> task type
+        self._version: TaskTypesVersion | None = None
+        self._due_poll_at = -math.inf
         self._schedules: dict[str, _Schedule] = {}
         self._start = 0
 
@@ -74,7 +85,7 @@ class Fetcher:
         database_delay = 0.0
         while not self._stop.is_set():
             try:
-                self._refresh_routes()
+                self._poll_due()
                 read_any, out_of_room = self._fetch_round()
                 self._health.mark_up()
                 database_delay = 0.0
@@ -86,12 +97,24 @@ class Fetcher:
             if not read_any:
                 self._pause(out_of_room)
 
-    def _refresh_routes(self, *, force: bool = False) -> None:
+    def _poll_due(self, *, force: bool = False) -> None:
+        """Every DUE_POLL_SECONDS (or when told to): which queues are due, did the types change."""
         now = self._clock()
-        if not force and now - self._routes_at < ROUTES_REFRESH_SECONDS:
+        if not force and now < self._due_poll_at:
             return
+        self._due_poll_at = now + DUE_POLL_SECONDS
+        version, due = self._repository.due_queues(DUE_HORIZON)
+        if version != self._version:
+            self._refresh_routes()
+            self._version = version
+        for queue in due:
+            task_type = self._task_types.get(queue.queue_name)
+            if task_type is not None:
+                self._schedules[task_type].wake_at(now + max(queue.due_in, 0.0))
+
+    def _refresh_routes(self) -> None:
         self._routes = self._repository.routes()
-        self._routes_at = now
+        self._task_types = {route.queue_name: route.task_type for route in self._routes}
         for route in self._routes:
             self._schedules.setdefault(route.task_type, _Schedule())
 
@@ -117,7 +140,8 @@ class Fetcher:
             if allowed == 0:
                 self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
-            deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+            batch = self._repository.read(route, allowed, self._visibility_timeout)
+            deliveries = batch.deliveries
             if now >= schedule.retry_due_at:
                 schedule.retry_due_at = math.inf
             # A read that filled the room means a backlog: how fast it drains
@@ -127,15 +151,16 @@ class Fetcher:
                 deliveries = self._keep_long_calls_hidden(deliveries)
                 self._dispatcher.put(route.task_type, deliveries)
                 self._metrics.fetched(route.task_type, len(deliveries))
-                schedule.idle_delay = 0.0
                 read_any = True
             else:
                 schedule.waiting_for_tokens = False
-                schedule.idle_delay = min(
-                    max(schedule.idle_delay * 2, IDLE_FIRST_POLL), IDLE_LAST_POLL
-                )
-                # Idle polls back off, but never past a retry known to come due.
-                schedule.next_at = min(now + schedule.idle_delay, schedule.retry_due_at)
+            if batch.dry:
+                # Not read again until it is due (the database said when), new
+                # work is announced, or a retry of ours comes due.
+                due_in = math.inf if batch.due_in is None else max(batch.due_in, DUE_NOW_DELAY)
+                due_at = now + due_in
+                if not schedule.waiting_for_tokens:
+                    schedule.next_at = min(due_at, schedule.retry_due_at)
         return read_any, out_of_room
 
     def _keep_long_calls_hidden(self, deliveries: list[Delivery]) -> list[Delivery]:
@@ -193,34 +218,30 @@ class Fetcher:
         woken = self._wakeups.take()
         if not woken:
             return
-        known = {route.queue_name: route.task_type for route in self._routes}
-        if woken.everything or (woken.queues | woken.due.keys()) - known.keys():
-            self._refresh_routes(force=True)
-            known = {route.queue_name: route.task_type for route in self._routes}
-        notified = (
-            known.values() if woken.everything else [known[q] for q in woken.queues if q in known]
-        )
-        for task_type in notified:
-            schedule = self._schedules[task_type]
-            schedule.idle_delay = 0.0
-            # A type waiting for its next token keeps waiting: new work does not make tokens.
-            if not schedule.waiting_for_tokens:
-                schedule.next_at = 0.0
+        if woken.everything:
+            # Notifications may have been missed: the due queues say what they announced.
+            self._poll_due(force=True)
+        if (woken.queues | woken.due.keys()) - self._task_types.keys():
+            self._refresh_routes()
+        known = self._task_types
+        for queue_name in woken.queues:
+            if queue_name in known:
+                # A type waiting for its next token keeps waiting: new work does not make tokens.
+                self._schedules[known[queue_name]].wake_at(0.0)
         for queue_name, at in woken.due.items():
             if queue_name in known:
                 schedule = self._schedules[known[queue_name]]
                 schedule.retry_due_at = min(schedule.retry_due_at, at)
-                if not schedule.waiting_for_tokens:  # reserved tokens are for their own time
-                    schedule.next_at = min(schedule.next_at, at)
+                schedule.wake_at(at)
 
     def _pause(self, out_of_room: bool) -> None:
         """Sleep until a type is due, new work is announced, or (when full) room frees up."""
         now = self._clock()
-        due = min((s.next_at for s in self._schedules.values()), default=now + IDLE_LAST_POLL)
-        timeout = min(max(due - now, 0.0), IDLE_LAST_POLL)
+        due = min((s.next_at for s in self._schedules.values()), default=self._due_poll_at)
+        timeout = min(max(min(due, self._due_poll_at) - now, 0.0), DUE_POLL_SECONDS)
         if timeout <= 0 and not out_of_room:
             return
         if out_of_room:
-            self._dispatcher.wait_for_room(timeout or IDLE_FIRST_POLL)
+            self._dispatcher.wait_for_room(timeout or DUE_NOW_DELAY)
         else:
             self._wakeups.wait(timeout)
