@@ -29,8 +29,8 @@ READ_BATCH = 100
 # retries, released and reprocessed messages, messages whose reader died), and
 # tells whether a task type was added or changed. NOTIFY wakes us sooner for
 # new work, and this replica's own retries are read when they come due.
-DUE_POLL_SECONDS = 0.5
-DUE_HORIZON = 1.0  # longer than the poll interval, so nothing comes due unseen between polls
+DUE_POLL_SECONDS = 1.0
+DUE_HORIZON = 2.0  # longer than the poll interval, so nothing comes due unseen between polls
 DUE_NOW_DELAY = 0.01  # a dry queue that is due again at once (a message locked by another reader)
 DATABASE_RETRY_MAX = 5.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts

@@ -1,6 +1,9 @@
 """The worker's Prometheus metrics, on a registry of its own (no module-level state).
 
 Labels are bounded: task_type and outcome/status class only, never ids or URLs.
+With WORKER_PROCESSES > 1 every child writes them to prometheus-client's
+multiprocess files and the replica's main process serves the sum; the gauges
+then say how children combine (live*: a dead child's values are dropped).
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 
 class WorkerMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, multiprocess: bool = False
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self._multiprocess = multiprocess
+        self._watched: list[tuple[Gauge, Callable[[], float]]] = []
         self.deliveries = Counter(
             "taskq_worker_deliveries",
             "Messages handled, by task type and outcome (success; retry; failed: moved to the "
@@ -68,26 +75,31 @@ class WorkerMetrics:
             "taskq_worker_in_flight_calls",
             "Calls being made right now.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.buffered = Gauge(
             "taskq_worker_buffered_messages",
             "Messages read and waiting for a thread.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.threads = Gauge(
             "taskq_worker_threads",
-            "Executor threads (MAX_WORKERS).",
+            "Executor threads (MAX_WORKERS in each worker process).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.concurrency_limit = Gauge(
             "taskq_worker_concurrency_limit",
             "Calls of fast task types allowed at once, as the concurrency tuner set it.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.database_up = Gauge(
             "taskq_worker_database_up",
             "1 when the worker's last database call succeeded.",
             registry=self.registry,
+            multiprocess_mode="livemin",
         )
 
     def watch(
@@ -99,12 +111,26 @@ class WorkerMetrics:
         database_up: Callable[[], float],
         threads: int,
     ) -> None:
-        """Gauges read at scrape time, so the hot path pays nothing for them."""
-        self.in_flight.set_function(in_flight)
-        self.buffered.set_function(buffered)
-        self.concurrency_limit.set_function(concurrency_limit)
-        self.database_up.set_function(database_up)
+        """Gauges read at scrape time, so the hot path pays nothing for them.
+
+        A child process cannot be read at scrape time: it copies them into its
+        multiprocess files whenever `publish` is called.
+        """
         self.threads.set(threads)
+        self._watched = [
+            (self.in_flight, in_flight),
+            (self.buffered, buffered),
+            (self.concurrency_limit, concurrency_limit),
+            (self.database_up, database_up),
+        ]
+        if not self._multiprocess:
+            for gauge, read in self._watched:
+                gauge.set_function(read)
+
+    def publish(self) -> None:
+        """Copy the watched gauges' current values into the multiprocess files."""
+        for gauge, read in self._watched:
+            gauge.set(read())
 
     def fetched(self, task_type: str, count: int) -> None:
         self.fetched_messages.labels(task_type).inc(count)

@@ -37,7 +37,7 @@ from taskq_worker.recorder import Recorder
 from taskq_worker.redirects import TaskSession
 from taskq_worker.wakeups import Wakeups
 
-TAKE_TIMEOUT = 0.2
+TAKE_TIMEOUT = 1.0  # an idle executor wakes this often; close() wakes it at once
 UNEXPECTED_ERROR_DELAY = 5.0
 STALE_MARGIN = 1.0  # seconds kept between a call's latest end and its message reappearing
 
@@ -63,7 +63,13 @@ def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, metrics: WorkerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: WorkerMetrics | None = None,
+        *,
+        export_queue_state: bool = True,
+    ) -> None:
         self._settings = settings
         self.stop_event = threading.Event()
         self._draining = threading.Event()
@@ -100,7 +106,9 @@ class Supervisor:
             QueueStatsReader(settings),
             self.stop_event,
         )
-        self._queue_state.register(self.metrics.registry)
+        self._export_queue_state = export_queue_state  # a child leaves it to its parent
+        if export_queue_state:
+            self._queue_state.register(self.metrics.registry)
         self.metrics.watch(
             in_flight=self.dispatcher.in_flight,
             buffered=self.dispatcher.buffered,
@@ -114,7 +122,8 @@ class Supervisor:
         self._pool.open(wait=False)
         fetcher = self._start("fetcher", self._fetcher.run)
         self._start("listener", self._listener.run)
-        self._start("queue-state", self._queue_state.run)
+        if self._export_queue_state:
+            self._start("queue-state", self._queue_state.run)
         recorder = self._start("recorder", self._recorder.run)
         self._executors = [
             self._start(f"executor-{number}", self._execute)
