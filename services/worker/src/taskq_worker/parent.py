@@ -73,7 +73,7 @@ class ProcessSupervisor:
         )
         self._registry.register(_RestartsCollector(lambda: self._restarts))
         self._queue_state = QueueStateCollector(
-            QueueStatsReader(settings.postgres_dsn, dlq_queue_name=settings.dlq_queue_name),
+            QueueStatsReader(settings),
             self._stop,
         )
         self._queue_state.register(self._registry)
