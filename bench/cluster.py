@@ -80,14 +80,18 @@ class Cluster:
         *,
         max_workers: int = 10,
         max_queue_buffer: int | None = None,
+        processes: str = "1",
         extra_env: dict[str, str] | None = None,
         timeout: float = 30.0,
     ) -> None:
+        """Start `count` replicas of `processes` worker processes each (WORKER_PROCESSES)."""
         started = []
         for _ in range(count):
             port = free_port()
             env = base_env(self.dsn)
-            env.update(MAX_WORKERS=str(max_workers), METRICS_PORT=str(port))
+            env.update(
+                MAX_WORKERS=str(max_workers), METRICS_PORT=str(port), WORKER_PROCESSES=processes
+            )
             if max_queue_buffer is not None:
                 env["MAX_QUEUE_BUFFER"] = str(max_queue_buffer)
             env.update(extra_env or {})

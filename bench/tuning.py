@@ -49,7 +49,7 @@ def scenario_delay_sweep(ctx: Context) -> None:
                 backlog,
                 replicas=1,
                 url=ctx.counting.url,
-                extra_env={"ADAPTIVE_CONCURRENCY": adaptive, "WORKER_PROCESSES": "1"},
+                extra_env={"ADAPTIVE_CONCURRENCY": adaptive},
             )
         fixed, tuned = rates["fixed threads (default)"], rates["tuner on"]
         ctx.record(
@@ -81,7 +81,7 @@ def scenario_idle(ctx: Context) -> None:
     for name in names:
         cluster.configure_type(name, None)
     try:
-        cluster.start_workers(1)  # WORKER_PROCESSES=auto: the replica as deployed
+        cluster.start_workers(1, processes="auto")  # the replica as deployed
         worker = psutil.Process(cluster.workers[0].pid)
         wait(5.0)  # start-up: the children, the first due poll, the routes, the pools
         before_tx = settled(ctx.db.transactions)

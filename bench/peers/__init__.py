@@ -1,0 +1,78 @@
+"""Peer systems the suite measures taskq against, run from .venv-bench-peers (never .venv).
+
+`make bench` creates that environment from bench/requirements-peers.txt; the
+peers are programs in this package run with its interpreter, so the project
+never imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.procs import CpuMeter
+
+if TYPE_CHECKING:
+    from bench.scenarios import Context
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS_PYTHON = ROOT / ".venv-bench-peers" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    rate: float
+    cpu_per_thousand: dict[str, float]  # worker_cpu_s and postgres_cpu_s per 1,000 jobs
+
+
+def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
+    """pgqueuer 1.6 + aiohttp, one process, draining `count` jobs against the fast target."""
+    name = f"pgqueuer 1.6 + aiohttp, 1 process, x{count:,}"
+    if name in ctx.cache:
+        return PeerResult(
+            ctx.cache[name],
+            {key: ctx.cache[f"{name} {key}"] for key in ("worker_cpu_s", "postgres_cpu_s")},
+        )
+    if not PEERS_PYTHON.exists():
+        ctx.progress.step(f"{name}: skipped, {PEERS_PYTHON} missing (make bench creates it)")
+        return None
+    module = "bench.peers.pgqueuer_aiohttp"
+    ctx.progress.step(f"baseline: {name}")
+    base = [str(PEERS_PYTHON), "-m", module]
+    subprocess.run(
+        [*base, "enqueue", "--dsn", ctx.dsn, "--count", str(count)],
+        check=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    consumer = subprocess.Popen(
+        [*base, "consume", "--dsn", ctx.dsn, "--url", ctx.fast.url, "--count", str(count)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    meter = CpuMeter([consumer.pid])
+    output, _ = consumer.communicate(timeout=max(120.0, count / 20))
+    shares = meter.shares()
+    if consumer.returncode != 0:
+        ctx.progress.step(f"{name}: failed (status {consumer.returncode})")
+        return None
+    rate = float(json.loads(output)["rate"])
+    per_thousand = {
+        "worker_cpu_s": 1000 * shares["watched_cores"] / rate,
+        "postgres_cpu_s": 1000 * shares["postgres_cores"] / rate,
+    }
+    ctx.cache[name] = rate
+    for key, value in per_thousand.items():
+        ctx.cache[f"{name} {key}"] = value
+    ctx.record(
+        "baseline",
+        name,
+        rate,
+        "jobs/s",
+        note=f"CPU-s per 1,000: process {per_thousand['worker_cpu_s']:.3f}, "
+        f"PostgreSQL {per_thousand['postgres_cpu_s']:.3f}",
+    )
+    return PeerResult(rate, per_thousand)
