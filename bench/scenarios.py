@@ -319,7 +319,8 @@ def burn_down(
         kwargs["extra_env"] = extra_env
     try:
         cluster.start_workers(replicas, processes=processes, **kwargs)
-        meter = CpuMeter([worker.pid for worker in cluster.workers])
+        target = ctx.fast.proc.pid if url == ctx.fast.url else ctx.counting.proc.pid
+        meter = CpuMeter([worker.pid for worker in cluster.workers], target=target)
         profilers = start_profilers(ctx, cluster, task_type)
         # A slow poll: counting status rows competes with the workers for the
         # same two cores; the rate comes from the outcomes' own timestamps.
@@ -351,7 +352,8 @@ def start_profilers(ctx: Context, cluster: Cluster, task_type: str) -> list[Mana
     for worker in cluster.workers:
         output = ctx.profile_dir / f"{task_type}-{worker.name}.txt"
         argv = [py_spy, "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200"]
-        argv += ["--gil", "--nonblocking", "--output", str(output)]  # GIL holders: CPU work
+        # GIL holders (CPU work), in every worker process of the replica.
+        argv += ["--gil", "--nonblocking", "--subprocesses", "--output", str(output)]
         profilers.append(Managed(f"py-spy-{worker.name}", argv, log=output.with_suffix(".log")))
     ctx.progress.step(f"  py-spy sampling {len(profilers)} worker(s) into {ctx.profile_dir}")
     return profilers
@@ -363,7 +365,8 @@ def cpu_note(shares: dict[str, float]) -> str:
         return ""
     return (
         f"CPU cores: workers {shares['watched_cores']:.2f}, "
-        f"postgres {shares['postgres_cores']:.2f}, machine {shares['machine_cores']:.2f}"
+        f"postgres {shares['postgres_cores']:.2f}, target {shares.get('target_cores', 0.0):.2f}, "
+        f"machine {shares['machine_cores']:.2f}"
     )
 
 
@@ -505,8 +508,9 @@ def scenario_fast(ctx: Context) -> None:
                     target="<= 1.3x",
                     check=ratio_at_most(1.3),
                     note=f"worker {ours['worker_cpu_s']:.3f}, PostgreSQL "
-                    f"{ours['postgres_cpu_s']:.3f}; peer: {theirs['worker_cpu_s']:.3f} + "
-                    f"{theirs['postgres_cpu_s']:.3f}",
+                    f"{ours['postgres_cpu_s']:.3f}, target {ours['target_cpu_s']:.3f}; peer: "
+                    f"{theirs['worker_cpu_s']:.3f} + {theirs['postgres_cpu_s']:.3f} + "
+                    f"{theirs['target_cpu_s']:.3f}",
                 )
 
 
@@ -517,6 +521,7 @@ def cpu_per_thousand(shares: dict[str, float], rate: float | None) -> dict[str, 
     return {
         "worker_cpu_s": 1000 * shares["watched_cores"] / rate,
         "postgres_cpu_s": 1000 * shares["postgres_cores"] / rate,
+        "target_cpu_s": 1000 * shares.get("target_cores", 0.0) / rate,
     }
 
 

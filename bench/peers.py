@@ -1,8 +1,8 @@
 """Peer systems the suite measures taskq against, run from .venv-bench-peers (never .venv).
 
 `make bench` creates that environment from bench/requirements-peers.txt; the
-peers are programs in this package run with its interpreter, so the project
-never imports them.
+peers are scripts in bench/peer_programs run with its interpreter, so the
+project never imports them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from bench.procs import CpuMeter
 if TYPE_CHECKING:
     from bench.scenarios import Context
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PEERS_PYTHON = ROOT / ".venv-bench-peers" / "bin" / "python"
+PROGRAMS = ROOT / "bench" / "peer_programs"
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,16 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
     if name in ctx.cache:
         return PeerResult(
             ctx.cache[name],
-            {key: ctx.cache[f"{name} {key}"] for key in ("worker_cpu_s", "postgres_cpu_s")},
+            {
+                key: ctx.cache[f"{name} {key}"]
+                for key in ("worker_cpu_s", "postgres_cpu_s", "target_cpu_s")
+            },
         )
     if not PEERS_PYTHON.exists():
         ctx.progress.step(f"{name}: skipped, {PEERS_PYTHON} missing (make bench creates it)")
         return None
-    module = "bench.peers.pgqueuer_aiohttp"
     ctx.progress.step(f"baseline: {name}")
-    base = [str(PEERS_PYTHON), "-m", module]
+    base = [str(PEERS_PYTHON), str(PROGRAMS / "pgqueuer_aiohttp.py")]
     subprocess.run(
         [*base, "enqueue", "--dsn", ctx.dsn, "--count", str(count)],
         check=True,
@@ -53,7 +56,7 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
         cwd=ROOT,
         stdout=subprocess.PIPE,
     )
-    meter = CpuMeter([consumer.pid])
+    meter = CpuMeter([consumer.pid], target=ctx.fast.proc.pid)
     output, _ = consumer.communicate(timeout=max(120.0, count / 20))
     shares = meter.shares()
     if consumer.returncode != 0:
@@ -63,6 +66,7 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
     per_thousand = {
         "worker_cpu_s": 1000 * shares["watched_cores"] / rate,
         "postgres_cpu_s": 1000 * shares["postgres_cores"] / rate,
+        "target_cpu_s": 1000 * shares["target_cores"] / rate,
     }
     ctx.cache[name] = rate
     for key, value in per_thousand.items():
@@ -73,6 +77,7 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
         rate,
         "jobs/s",
         note=f"CPU-s per 1,000: process {per_thousand['worker_cpu_s']:.3f}, "
-        f"PostgreSQL {per_thousand['postgres_cpu_s']:.3f}",
+        f"PostgreSQL {per_thousand['postgres_cpu_s']:.3f}, "
+        f"target {per_thousand['target_cpu_s']:.3f}",
     )
     return PeerResult(rate, per_thousand)
