@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from taskq_core.deliveries import Dropped, Failed, Outcome, RetryLater, Succeeded
 
+_SuccessSeries = tuple[Counter, Histogram, Histogram]
 _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -24,6 +25,7 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         self._multiprocess = multiprocess
         self._watched: list[tuple[Gauge, Callable[[], float]]] = []
+        self._successes: dict[tuple[str, int], _SuccessSeries] = {}
         self.deliveries = Counter(
             "taskq_worker_deliveries",
             "Messages handled, by task type and outcome (success; retry; failed: moved to the "
@@ -147,9 +149,13 @@ class WorkerMetrics:
         task_type = outcome.delivery.task_type
         match outcome:
             case Succeeded():
-                self.deliveries.labels(task_type, "success").inc()
-                self._call(task_type, outcome.http_status, outcome.duration_ms)
-                self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
+                success = self._successes.get((task_type, outcome.http_status))
+                if success is None:
+                    success = self._success_series(task_type, outcome.http_status)
+                deliveries, duration, attempts = success
+                deliveries.inc()
+                duration.observe(outcome.duration_ms / 1000.0)
+                attempts.observe(outcome.delivery.attempt + 1)
             case RetryLater():
                 self.deliveries.labels(task_type, "retry").inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
@@ -163,6 +169,20 @@ class WorkerMetrics:
                 self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
             case Dropped():
                 self.deliveries.labels(task_type, "dropped").inc()
+
+    def _success_series(self, task_type: str, http_status: int) -> _SuccessSeries:
+        """The labelled series a success updates, looked up once per type and status.
+
+        Finding a labelled child takes a lock and a dict lookup per metric;
+        doing it three times per call was ~3% of a worker's CPU (py-spy).
+        """
+        series = (
+            self.deliveries.labels(task_type, "success"),
+            self.call_duration.labels(task_type, f"{http_status // 100}xx"),
+            self.attempts.labels(task_type),
+        )
+        self._successes[(task_type, http_status)] = series
+        return series
 
     def _call(self, task_type: str, http_status: int | None, duration_ms: float) -> None:
         status_class = f"{http_status // 100}xx" if http_status else "error"
