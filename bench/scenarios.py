@@ -264,8 +264,15 @@ def scenario_submission(ctx: Context) -> None:
             f"submission: POST /tasks, {total:,} payloads in batches of {batch}, "
             f"{sizes.submit_clients} clients"
         )
+        assert cluster.api is not None
+        meter = CpuMeter([cluster.api.pid])
         seconds = submit_concurrently(cluster, bodies, sizes.submit_clients)
+        shares = meter.shares()
         ctx.db.purge(queue_name_for(task_type))
+
+        def per_thousand(cores: float, seconds: float = seconds, total: int = total) -> float:
+            return 1000 * cores * seconds / total
+
         ctx.record(
             "submission",
             f"batch {batch}, {sizes.submit_clients} clients",
@@ -275,6 +282,8 @@ def scenario_submission(ctx: Context) -> None:
             baseline_name=f"raw send_batch({batch})",
             target=">= 0.3x raw" if batch == 100 else "",
             check=ratio_at_least(0.3) if batch == 100 else None,
+            note=f"CPU-s per 1,000 payloads: API {per_thousand(shares['watched_cores']):.3f}, "
+            f"PostgreSQL {per_thousand(shares['postgres_cores']):.3f}",
         )
 
 
