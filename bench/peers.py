@@ -12,6 +12,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from psycopg.conninfo import conninfo_to_dict
 
 from bench.procs import CpuMeter
 
@@ -27,6 +30,17 @@ PROGRAMS = ROOT / "bench" / "peer_programs"
 class PeerResult:
     rate: float
     cpu_per_thousand: dict[str, float]  # worker_cpu_s and postgres_cpu_s per 1,000 jobs
+
+
+def url_dsn(dsn: str) -> str:
+    """`dsn` as a postgresql:// URL: asyncpg reads no other form."""
+    params = conninfo_to_dict(dsn)
+    user = quote(str(params.get("user", "postgres")), safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(str(password), safe='')}" if password else user
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", 5432)
+    return f"postgresql://{auth}@{host}:{port}/{quote(str(params.get('dbname', 'postgres')))}"
 
 
 def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
@@ -45,14 +59,19 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
         return None
     ctx.progress.step(f"baseline: {name}")
     base = [str(PEERS_PYTHON), str(PROGRAMS / "pgqueuer_aiohttp.py")]
-    subprocess.run(
-        [*base, "enqueue", "--dsn", ctx.dsn, "--count", str(count)],
-        check=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    dsn = url_dsn(ctx.dsn)
+    try:
+        subprocess.run(
+            [*base, "enqueue", "--dsn", dsn, "--count", str(count)],
+            check=True,
+            cwd=ROOT,
+            timeout=300,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        ctx.progress.step(f"{name}: could not queue the jobs ({error})")
+        return None
     consumer = subprocess.Popen(
-        [*base, "consume", "--dsn", ctx.dsn, "--url", ctx.fast.url, "--count", str(count)],
+        [*base, "consume", "--dsn", dsn, "--url", ctx.fast.url, "--count", str(count)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
     )

@@ -39,7 +39,7 @@ from taskq_worker.queue_metrics import QueueStateCollector
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CHILD_MODULE = "taskq_worker.child"
-WATCH_SECONDS = 0.2
+WATCH_SECONDS = 0.5  # how soon a dead child is noticed
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 10.0
 # A child that dies this often within the window is not going to recover by

@@ -57,18 +57,11 @@ class WorkerRepository:
             return cursor.execute(QUERIES["list_task_types"]).fetchall()
 
     def due_queues(self, horizon: float) -> tuple[TaskTypesVersion, list[DueQueue]]:
-        """The task types' version and the queues due within `horizon` seconds (one transaction)."""
+        """The task types' version and the queues due within `horizon` seconds (one statement)."""
         with self._connection() as conn:
-            version = (
-                conn.cursor(row_factory=class_row(TaskTypesVersion))
-                .execute(QUERIES["task_types_version"])
-                .fetchone()
-            )
-            due = (
-                conn.cursor(row_factory=class_row(DueQueue))
-                .execute(QUERIES["due_queues"], {"horizon": horizon})
-                .fetchall()
-            )
+            rows = conn.execute(QUERIES["due_queues"], {"horizon": horizon}).fetchall()
+        version = TaskTypesVersion(int(rows[0][2]), float(rows[0][3])) if rows else None
+        due = [DueQueue(str(queue), float(due_in)) for queue, due_in, _, _ in rows if queue]
         return version or TaskTypesVersion(0, 0.0), due
 
     def take_tokens(self, task_type: str, requested: int) -> TokenGrant | None:
