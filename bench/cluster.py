@@ -109,6 +109,18 @@ class Cluster:
                     raise
             if not worker.alive():
                 raise RuntimeError(f"{worker.name} exited early; see its log in {self.workdir}")
+            # With WORKER_PROCESSES > 1 the port opens before the children run:
+            # ready means every child is up, so no measurement counts start-up.
+            self._wait_ready(port, timeout)
+
+    def _wait_ready(self, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                reply = self.client.get(f"http://{LOCALHOST}:{port}/health/ready", timeout=2)
+                if reply.status_code == 200:
+                    return
+            time.sleep(0.1)
 
     def stop_workers(self) -> None:
         for worker in self.workers:

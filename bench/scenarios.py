@@ -681,6 +681,14 @@ def scenario_latency(ctx: Context) -> None:
     cluster.configure_type(light, None)
     cluster.configure_type(heavy, None)
     try:
+        # Each worker process LISTENs on its own connection: the idle latency
+        # with two processes shows what that choice costs new work.
+        cluster.start_workers(1, processes="2")
+        ctx.progress.step(
+            f"latency: 20 tasks/s for {ctx.sizes.latency_seconds:.0f} s, idle, 2 proc"
+        )
+        measure_latency(ctx, cluster, light, "idle, WORKER_PROCESSES=2, 20/s", idle=True)
+        cluster.stop_workers()
         cluster.start_workers(1)
         ctx.progress.step(f"latency: 20 tasks/s for {ctx.sizes.latency_seconds:.0f} s, idle")
         measure_latency(ctx, cluster, light, "idle, 20/s", idle=True)
