@@ -43,17 +43,23 @@ $$;
 
 -- Recomputes p_queue's due_at from its messages (the earliest visibility time,
 -- an index scan on pgmq's vt index) and returns the seconds until then (NULL:
--- the queue is empty). The row lock is taken first and the messages read in a
--- later statement (a fresh snapshot), so every producer either committed
--- before (its message is counted) or runs mark_due after (and moves the time
--- earlier again): no wake-up is lost.
+-- the queue is empty, or not settled now). The row lock is taken first and the
+-- messages read in a later statement (a fresh snapshot), so every producer
+-- either committed before (its message is counted) or runs mark_due after
+-- (and moves the time earlier again): no wake-up is lost. A producer holding
+-- the row right now is not waited for (the reader would stall behind a
+-- submission): the row is left as it is, no later than the truth, and the
+-- producer's commit (NOTIFY, or the next due poll) brings the reader back.
 CREATE FUNCTION taskq.settle_due(p_queue text)
 RETURNS double precision
 LANGUAGE plpgsql AS $$
 DECLARE
     next_due timestamptz;
 BEGIN
-    PERFORM 1 FROM taskq.queue_due WHERE queue_name = p_queue FOR UPDATE;
+    PERFORM 1 FROM taskq.queue_due WHERE queue_name = p_queue FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     EXECUTE format('SELECT min(vt) FROM pgmq.%I', pgmq.format_table_name(p_queue, 'q'))
         INTO next_due;
     UPDATE taskq.queue_due SET due_at = next_due WHERE queue_name = p_queue;
