@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +30,8 @@ READ_BATCH = 100
 # retries, released and reprocessed messages, messages whose reader died), and
 # tells whether a task type was added or changed. NOTIFY wakes us sooner for
 # new work, and this replica's own retries are read when they come due.
-DUE_POLL_SECONDS = 1.0
-DUE_HORIZON = 2.0  # longer than the poll interval, so nothing comes due unseen between polls
+DUE_POLL_SECONDS = 1.0  # per replica: each of its N processes polls every N seconds, staggered
+DUE_HORIZON_MARGIN = 1.0  # the horizon exceeds the interval, so nothing comes due unseen
 DUE_NOW_DELAY = 0.01  # a dry queue that is due again at once (a message locked by another reader)
 DATABASE_RETRY_MAX = 5.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
@@ -63,6 +64,7 @@ class Fetcher:
         health: DatabaseHealth,
         metrics: WorkerMetrics,
         stop: threading.Event,
+        processes: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._repository = repository
@@ -77,7 +79,9 @@ class Fetcher:
         self._routes: list[TaskTypeRoute] = []
         self._task_types: dict[str, str] = {}  # queue name -> task type
         self._version: TaskTypesVersion | None = None
-        self._due_poll_at = -math.inf
+        # The replica's processes share the polling: one question per second in all.
+        self._due_poll_every = DUE_POLL_SECONDS * max(processes, 1)
+        self._due_poll_at = clock() + random.uniform(0, self._due_poll_every)
         self._schedules: dict[str, _Schedule] = {}
         self._start = 0
 
@@ -98,12 +102,12 @@ class Fetcher:
                 self._pause(out_of_room)
 
     def _poll_due(self, *, force: bool = False) -> None:
-        """Every DUE_POLL_SECONDS (or when told to): which queues are due, did the types change."""
+        """Every poll interval (or when told to): which queues are due, did the types change."""
         now = self._clock()
         if not force and now < self._due_poll_at:
             return
-        self._due_poll_at = now + DUE_POLL_SECONDS
-        version, due = self._repository.due_queues(DUE_HORIZON)
+        self._due_poll_at = now + self._due_poll_every
+        version, due = self._repository.due_queues(self._due_poll_every + DUE_HORIZON_MARGIN)
         if version != self._version:
             self._refresh_routes()
             self._version = version
@@ -238,7 +242,7 @@ class Fetcher:
         """Sleep until a type is due, new work is announced, or (when full) room frees up."""
         now = self._clock()
         due = min((s.next_at for s in self._schedules.values()), default=self._due_poll_at)
-        timeout = min(max(min(due, self._due_poll_at) - now, 0.0), DUE_POLL_SECONDS)
+        timeout = min(max(min(due, self._due_poll_at) - now, 0.0), self._due_poll_every)
         if timeout <= 0 and not out_of_room:
             return
         if out_of_room:

@@ -152,6 +152,8 @@ class ProcessSupervisor:
             **os.environ,
             MULTIPROC_VARIABLE: str(self._metrics_dir),
             PARENT_VARIABLE: str(os.getpid()),
+            # The count, not `auto`: a child shares per-replica work (the due poll) by it.
+            "WORKER_PROCESSES": str(len(self._slots)),
         }
         # Its own session: a terminal's Ctrl-C reaches only this process, which
         # passes one SIGTERM on (a child seeing two signals would exit at once).

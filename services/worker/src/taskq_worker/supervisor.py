@@ -97,6 +97,7 @@ class Supervisor:
             health=self.health,
             metrics=self.metrics,
             stop=self.stop_event,
+            processes=settings.worker_processes,  # a child is told the replica's count
         )
         self._listener = Listener(settings, self._wakeups, self.health, self.stop_event)
         self._defaults = CallDefaults.from_settings(settings)
