@@ -11,7 +11,7 @@ STAMP := $(VENV)/.taskq-installed
 MEMBERS := packages/taskq-core services/api services/worker
 MEMBER_FILES := $(foreach member,$(MEMBERS),$(member)/pyproject.toml)
 
-.PHONY: help lock install run run-api run-worker migrate test lint format openapi bench bench-quick soak fuzz clean
+.PHONY: help lock install run run-api run-worker migrate test lint format openapi bench bench-peers bench-quick soak fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,10 +54,22 @@ format: install ## Format and autofix with ruff
 openapi: install ## Export the OpenAPI spec to docs/openapi.json and docs/openapi.yaml
 	$(BIN)/python -m taskq_api.openapi_export docs
 
-bench: install ## Full benchmark suite; RESULTS=file.jsonl for machine-readable output
+PEERS_VENV := .venv-bench-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+# The peers taskq is measured against (pgqueuer, aiohttp) live in their own
+# environment: they are never dependencies of taskq.
+$(PEERS_STAMP): bench/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	@touch $@
+
+bench-peers: $(PEERS_STAMP) ## Install the benchmark's peers into .venv-bench-peers (not .venv)
+
+bench: install bench-peers ## Full benchmark suite; RESULTS=file.jsonl for machine-readable output
 	$(BIN)/python -m bench --results $${RESULTS:-bench-results.jsonl}
 
-bench-quick: install ## A benchmark pass that finishes in under 2 minutes
+bench-quick: install bench-peers ## A benchmark pass that finishes in a few minutes
 	$(BIN)/python -m bench --quick --results $${RESULTS:-bench-results-quick.jsonl}
 
 fuzz: install ## Schemathesis over the whole OpenAPI spec, long run (FUZZ_EXAMPLES per operation, default 1000)
@@ -72,4 +84,4 @@ lock: ## Re-pin constraints.txt from what is installed in .venv
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' | LC_ALL=C sort -f; } > constraints.txt
 
 clean: ## Remove the virtual environment and local data
-	rm -rf $(VENV) .taskq .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) .taskq .mypy_cache .ruff_cache .pytest_cache

@@ -80,14 +80,18 @@ class Cluster:
         *,
         max_workers: int = 10,
         max_queue_buffer: int | None = None,
+        processes: str = "1",
         extra_env: dict[str, str] | None = None,
         timeout: float = 30.0,
     ) -> None:
+        """Start `count` replicas of `processes` worker processes each (WORKER_PROCESSES)."""
         started = []
         for _ in range(count):
             port = free_port()
             env = base_env(self.dsn)
-            env.update(MAX_WORKERS=str(max_workers), METRICS_PORT=str(port))
+            env.update(
+                MAX_WORKERS=str(max_workers), METRICS_PORT=str(port), WORKER_PROCESSES=processes
+            )
             if max_queue_buffer is not None:
                 env["MAX_QUEUE_BUFFER"] = str(max_queue_buffer)
             env.update(extra_env or {})
@@ -105,6 +109,18 @@ class Cluster:
                     raise
             if not worker.alive():
                 raise RuntimeError(f"{worker.name} exited early; see its log in {self.workdir}")
+            # With WORKER_PROCESSES > 1 the port opens before the children run:
+            # ready means every child is up, so no measurement counts start-up.
+            self._wait_ready(port, timeout)
+
+    def _wait_ready(self, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                reply = self.client.get(f"http://{LOCALHOST}:{port}/health/ready", timeout=2)
+                if reply.status_code == 200:
+                    return
+            time.sleep(0.1)
 
     def stop_workers(self) -> None:
         for worker in self.workers:

@@ -95,6 +95,11 @@ class Database:
         counts = self.status_counts(task_type)
         return counts.get("success", 0) + counts.get("failed", 0)
 
+    def transactions(self) -> int:
+        """Transactions committed or rolled back in this database so far."""
+        row = self.conn.execute(QUERIES["bench_transactions"]).fetchone()
+        return int(row[0]) if row else 0
+
     def send_batches(self, queue: str, batches: Sequence[Sequence[object]]) -> float:
         """Raw `pgmq.send_batch` of each batch, one autocommit call each; seconds taken."""
         started = time.perf_counter()

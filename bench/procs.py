@@ -307,10 +307,12 @@ class CpuMeter:
     it counts every backend of the server, other clients' too.
     """
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], *, target: int | None = None) -> None:
         self._pids = pids
+        self._target = target  # the HTTP target's process tree, when it is ours to measure
         self._wall = time.monotonic()
         self._trees = sum(_tree_cpu_seconds(pid) for pid in pids)
+        self._target_cpu = _tree_cpu_seconds(target) if target is not None else 0.0
         self._postgres = _postgres_cpu_by_pid()
         machine = psutil.cpu_times()
         self._machine_busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
@@ -325,4 +327,9 @@ class CpuMeter:
             / wall,
             "postgres_cores": _cpu_since(self._postgres, _postgres_cpu_by_pid()) / wall,
             "machine_cores": (busy - self._machine_busy) / wall,
+            "target_cores": (
+                (_tree_cpu_seconds(self._target) - self._target_cpu) / wall
+                if self._target is not None
+                else 0.0
+            ),
         }

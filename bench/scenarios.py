@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import baselines
+from bench import baselines, peers
 from bench.cluster import Cluster, session, task_body, wait_until_done
 from bench.db import Database
 from bench.procs import CountingTarget, CpuMeter, FastTarget, Managed, RssSampler
@@ -40,7 +40,7 @@ class Sizes:
     slow_seconds: float
     latency_seconds: float
     latency_backlog: int
-    rate_runs: tuple[tuple[float, int], ...]
+    rate_runs: tuple[tuple[float, int, str], ...]  # max_rps, replicas, WORKER_PROCESSES
     rate_seconds: float
     fairness_fast: int
     fairness_slow_backlog: int
@@ -61,7 +61,7 @@ class Sizes:
                 slow_seconds=2.0,
                 latency_seconds=2.5,
                 latency_backlog=2000,
-                rate_runs=((50, 2), (500, 2)),
+                rate_runs=((50, 2, "1"), (500, 2, "2")),
                 rate_seconds=4.0,
                 fairness_fast=1500,
                 fairness_slow_backlog=2000,
@@ -79,7 +79,12 @@ class Sizes:
             slow_seconds=6.0,
             latency_seconds=10.0,
             latency_backlog=10_000,
-            rate_runs=tuple((rps, n) for rps in (50.0, 500.0) for n in (1, 2, 4)),
+            rate_runs=tuple(
+                (rps, n, processes)
+                for rps in (50.0, 500.0)
+                for processes in ("1", "2")
+                for n in (1, 2, 4)
+            ),
             rate_seconds=20.0,
             fairness_fast=5000,
             fairness_slow_backlog=10_000,
@@ -259,8 +264,15 @@ def scenario_submission(ctx: Context) -> None:
             f"submission: POST /tasks, {total:,} payloads in batches of {batch}, "
             f"{sizes.submit_clients} clients"
         )
+        assert cluster.api is not None
+        meter = CpuMeter([cluster.api.pid])
         seconds = submit_concurrently(cluster, bodies, sizes.submit_clients)
+        shares = meter.shares()
         ctx.db.purge(queue_name_for(task_type))
+
+        def per_thousand(cores: float, seconds: float = seconds, total: int = total) -> float:
+            return 1000 * cores * seconds / total
+
         ctx.record(
             "submission",
             f"batch {batch}, {sizes.submit_clients} clients",
@@ -270,6 +282,8 @@ def scenario_submission(ctx: Context) -> None:
             baseline_name=f"raw send_batch({batch})",
             target=">= 0.3x raw" if batch == 100 else "",
             check=ratio_at_least(0.3) if batch == 100 else None,
+            note=f"CPU-s per 1,000 payloads: API {per_thousand(shares['watched_cores']):.3f}, "
+            f"PostgreSQL {per_thousand(shares['postgres_cores']):.3f}",
         )
 
 
@@ -288,6 +302,8 @@ def burn_down(
     max_queue_buffer: int | None = None,
     max_retries: int = 3,
     retry_delay_ms: int = 100,
+    extra_env: dict[str, str] | None = None,
+    processes: str = "1",
 ) -> float | None:
     """Queue `count` calls, start `replicas` workers, time the drain; workers are stopped."""
     ctx.progress.step(f"  queueing {count:,} {task_type} through POST /tasks")
@@ -308,9 +324,12 @@ def burn_down(
         kwargs["max_workers"] = max_workers
     if max_queue_buffer is not None:
         kwargs["max_queue_buffer"] = max_queue_buffer
+    if extra_env is not None:
+        kwargs["extra_env"] = extra_env
     try:
-        cluster.start_workers(replicas, **kwargs)
-        meter = CpuMeter([worker.pid for worker in cluster.workers])
+        cluster.start_workers(replicas, processes=processes, **kwargs)
+        target = ctx.fast.proc.pid if url == ctx.fast.url else ctx.counting.proc.pid
+        meter = CpuMeter([worker.pid for worker in cluster.workers], target=target)
         profilers = start_profilers(ctx, cluster, task_type)
         # A slow poll: counting status rows competes with the workers for the
         # same two cores; the rate comes from the outcomes' own timestamps.
@@ -342,7 +361,8 @@ def start_profilers(ctx: Context, cluster: Cluster, task_type: str) -> list[Mana
     for worker in cluster.workers:
         output = ctx.profile_dir / f"{task_type}-{worker.name}.txt"
         argv = [py_spy, "record", "--pid", str(worker.pid), "--format", "raw", "--rate", "200"]
-        argv += ["--gil", "--nonblocking", "--output", str(output)]  # GIL holders: CPU work
+        # GIL holders (CPU work), in every worker process of the replica.
+        argv += ["--gil", "--nonblocking", "--subprocesses", "--output", str(output)]
         profilers.append(Managed(f"py-spy-{worker.name}", argv, log=output.with_suffix(".log")))
     ctx.progress.step(f"  py-spy sampling {len(profilers)} worker(s) into {ctx.profile_dir}")
     return profilers
@@ -354,7 +374,8 @@ def cpu_note(shares: dict[str, float]) -> str:
         return ""
     return (
         f"CPU cores: workers {shares['watched_cores']:.2f}, "
-        f"postgres {shares['postgres_cores']:.2f}, machine {shares['machine_cores']:.2f}"
+        f"postgres {shares['postgres_cores']:.2f}, target {shares.get('target_cores', 0.0):.2f}, "
+        f"machine {shares['machine_cores']:.2f}"
     )
 
 
@@ -367,34 +388,60 @@ def runs_text(values: list[float | None]) -> str:
     return ", ".join("-" if value is None else f"{value:.0f}" for value in values)
 
 
+@dataclass(frozen=True)
+class FastVariant:
+    """One way of running workers in the fast-target burn-down."""
+
+    key: str
+    replicas: int
+    processes: str  # WORKER_PROCESSES of each replica
+    label: str
+    minimum_vs_bare: float | None  # target ratio to the bare requests loop
+
+
+FAST_VARIANTS = (
+    FastVariant("1", 1, "1", "1 replica, WORKER_PROCESSES=1", 0.8),
+    FastVariant("2", 2, "1", "2 replicas, WORKER_PROCESSES=1", 1.2),
+    FastVariant("auto", 1, "auto", "1 replica, WORKER_PROCESSES=auto", 1.4),
+)
+
+
 def scenario_fast(ctx: Context) -> None:
-    """Burn-downs and the bare loop, interleaved `--repeat` times; medians are reported."""
+    """Burn-downs, the bare loop and the peers, interleaved `--repeat` times; medians reported."""
     count = ctx.sizes.fast_backlog
     raw = raw_burn_down(ctx, count)
-    peer_loop(ctx, count)
+    naive = peer_loop(ctx, count)
+    peer = peers.pgqueuer_aiohttp(ctx, count)
     cluster = ctx.need_cluster("fast target")
     bare_runs: list[float | None] = []
-    rates: dict[int, list[float | None]] = {1: [], 2: []}
-    cpu: dict[int, dict[str, float]] = {}
-    peaks: dict[int, float] = {}
+    rates: dict[str, list[float | None]] = {variant.key: [] for variant in FAST_VARIANTS}
+    cpu: dict[str, dict[str, float]] = {}
+    peaks: dict[str, float] = {}
     for run in range(ctx.repeat):
         calls = ctx.sizes.bare_loop_calls
         ctx.progress.step(f"fast target: bare requests.Session loop, {calls:,} calls ({run + 1})")
         bare_runs.append(baselines.bare_requests_loop(ctx.fast.url, calls))
         if cluster is None:
             continue
-        for replicas, replica_rates in rates.items():
-            ctx.progress.step(
-                f"fast target: {count:,} burn-down, {replicas} worker process(es) ({run + 1})"
-            )
-            for label in (f"worker{i}" for i in range(replicas)):
+        for variant in FAST_VARIANTS:
+            ctx.progress.step(f"fast target: {count:,} burn-down, {variant.label} ({run + 1})")
+            for label in (f"worker{i}" for i in range(variant.replicas)):
                 ctx.sampler.reset(label)
-            task_type = f"bench-fast-{replicas}-{run}"
-            replica_rates.append(
-                burn_down(ctx, cluster, task_type, count, replicas=replicas, url=ctx.fast.url)
+            task_type = f"bench-fast-{variant.key}-{run}"
+            rates[variant.key].append(
+                burn_down(
+                    ctx,
+                    cluster,
+                    task_type,
+                    count,
+                    replicas=variant.replicas,
+                    url=ctx.fast.url,
+                    processes=variant.processes,
+                )
             )
-            cpu[replicas] = dict(ctx.last_cpu)
-            peaks[replicas] = max(peaks.get(replicas, 0.0), ctx.sampler.peak_mb("worker0") or 0.0)
+            cpu[variant.key] = dict(ctx.last_cpu)
+            peak = ctx.sampler.peak_mb("worker0") or 0.0
+            peaks[variant.key] = max(peaks.get(variant.key, 0.0), peak)
     bare = median_or_none(bare_runs)
     ctx.record(
         "baseline",
@@ -405,32 +452,86 @@ def scenario_fast(ctx: Context) -> None:
     )
     if cluster is None:
         return
-    for replicas, minimum in ((1, 0.8), (2, 1.2)):
-        rate = median_or_none(rates[replicas])
-        runs = f"median of {ctx.repeat}: {runs_text(rates[replicas])}; " if ctx.repeat > 1 else ""
+    for variant in FAST_VARIANTS:
+        rate = median_or_none(rates[variant.key])
+        runs = (
+            f"median of {ctx.repeat}: {runs_text(rates[variant.key])}; " if ctx.repeat > 1 else ""
+        )
+        shares = cpu[variant.key]
         ctx.record(
             "fast target",
-            f"{replicas} worker process(es), {count:,} backlog",
+            f"{variant.label}, {count:,} backlog",
             rate,
             "calls/s",
             baseline=bare,
             baseline_name="bare loop",
-            target=f">= {minimum}x bare loop",
-            check=ratio_at_least(minimum),
-            note=runs + cpu_note(cpu[replicas]),
-            extra=dict(cpu[replicas]),
+            target=f">= {variant.minimum_vs_bare}x bare loop" if variant.minimum_vs_bare else "",
+            check=ratio_at_least(variant.minimum_vs_bare) if variant.minimum_vs_bare else None,
+            note=runs + cpu_note(shares),
+            extra={**shares, **cpu_per_thousand(shares, rate)},
         )
         ctx.record(
             "fast target",
-            f"{replicas} worker process(es) vs raw read+delete",
+            f"{variant.label} vs raw read+delete",
             rate,
             "calls/s",
             baseline=raw,
             baseline_name="raw read+delete",
         )
         ctx.record(
-            "memory", f"worker peak RSS, fast delivery, {replicas} proc", peaks[replicas], "MB"
+            "memory", f"worker peak RSS, fast delivery, {variant.label}", peaks[variant.key], "MB"
         )
+    single, auto = median_or_none(rates["1"]), median_or_none(rates["auto"])
+    ctx.record(
+        "fast target",
+        "WORKER_PROCESSES=1 vs naive PGMQ consumer",
+        single,
+        "calls/s",
+        baseline=naive,
+        baseline_name="naive PGMQ consumer",
+        target=">= 0.95x",
+        check=ratio_at_least(0.95),
+    )
+    if peer is not None:
+        ctx.record(
+            "fast target",
+            "WORKER_PROCESSES=auto vs pgqueuer+aiohttp",
+            auto,
+            "calls/s",
+            baseline=peer.rate,
+            baseline_name="pgqueuer+aiohttp",
+            target=">= 1.1x",
+            check=ratio_at_least(1.1),
+        )
+        for variant in FAST_VARIANTS:
+            ours = cpu_per_thousand(cpu[variant.key], median_or_none(rates[variant.key]))
+            theirs = peer.cpu_per_thousand
+            if ours and theirs:
+                ctx.record(
+                    "cpu per 1,000 deliveries",
+                    f"{variant.label}: worker + PostgreSQL",
+                    ours["worker_cpu_s"] + ours["postgres_cpu_s"],
+                    "CPU-s",
+                    baseline=theirs["worker_cpu_s"] + theirs["postgres_cpu_s"],
+                    baseline_name="pgqueuer+aiohttp",
+                    target="<= 1.3x",
+                    check=ratio_at_most(1.3),
+                    note=f"worker {ours['worker_cpu_s']:.3f}, PostgreSQL "
+                    f"{ours['postgres_cpu_s']:.3f}, target {ours['target_cpu_s']:.3f}; peer: "
+                    f"{theirs['worker_cpu_s']:.3f} + {theirs['postgres_cpu_s']:.3f} + "
+                    f"{theirs['target_cpu_s']:.3f}",
+                )
+
+
+def cpu_per_thousand(shares: dict[str, float], rate: float | None) -> dict[str, float]:
+    """CPU-seconds per 1,000 deliveries from the cores used during a drain at `rate` calls/s."""
+    if not shares or not rate:
+        return {}
+    return {
+        "worker_cpu_s": 1000 * shares["watched_cores"] / rate,
+        "postgres_cpu_s": 1000 * shares["postgres_cores"] / rate,
+        "target_cpu_s": 1000 * shares.get("target_cores", 0.0) / rate,
+    }
 
 
 # -- 3. delivery, slow target ------------------------------------------------------------------
@@ -487,8 +588,47 @@ def scenario_slow(ctx: Context) -> None:
                 baseline=threaded,
                 baseline_name="threaded requests loop",
             )
+        slow_processes(ctx, cluster, latency)
     finally:
         ctx.counting.reset()
+
+
+SLOW_PROCESSES = 2  # this machine's cores; WORKER_PROCESSES=auto would pick the same
+SLOW_THREADS_PER_PROCESS = 100
+
+
+def slow_processes(ctx: Context, cluster: Cluster, latency: float) -> None:
+    """200 calls in flight per replica as processes x threads: >= 0.8 x 200 / latency."""
+    threads = SLOW_PROCESSES * SLOW_THREADS_PER_PROCESS
+    ctx.counting.reset(delay_ms=latency * 1000)
+    ideal = baselines.ideal_rate(threads, latency)
+    count = int(ideal * ctx.sizes.slow_seconds)
+    shape = f"WORKER_PROCESSES={SLOW_PROCESSES} x MAX_WORKERS={SLOW_THREADS_PER_PROCESS}"
+    ctx.progress.step(f"slow target (50 ms): {shape}, {count:,} calls")
+    rate = burn_down(
+        ctx,
+        cluster,
+        f"bench-slow-{SLOW_PROCESSES}x{SLOW_THREADS_PER_PROCESS}",
+        count,
+        replicas=1,
+        url=ctx.counting.url,
+        max_workers=SLOW_THREADS_PER_PROCESS,
+        max_queue_buffer=SLOW_THREADS_PER_PROCESS,
+        processes=str(SLOW_PROCESSES),
+    )
+    in_flight = ctx.counting.stats().peak_in_flight
+    ctx.record(
+        "slow target",
+        f"{shape} (200 in flight), 50 ms",
+        rate,
+        "calls/s",
+        baseline=ideal,
+        baseline_name="threads/latency",
+        target=">= 0.8x ideal",
+        check=ratio_at_least(0.8),
+        note=f"peak {in_flight} in flight at the target; {cpu_note(ctx.last_cpu)}",
+        extra={"peak_in_flight": in_flight, **ctx.last_cpu},
+    )
 
 
 # -- 4. latency --------------------------------------------------------------------------------
@@ -541,6 +681,14 @@ def scenario_latency(ctx: Context) -> None:
     cluster.configure_type(light, None)
     cluster.configure_type(heavy, None)
     try:
+        # Each worker process LISTENs on its own connection: the idle latency
+        # with two processes shows what that choice costs new work.
+        cluster.start_workers(1, processes="2")
+        ctx.progress.step(
+            f"latency: 20 tasks/s for {ctx.sizes.latency_seconds:.0f} s, idle, 2 proc"
+        )
+        measure_latency(ctx, cluster, light, "idle, WORKER_PROCESSES=2, 20/s", idle=True)
+        cluster.stop_workers()
         cluster.start_workers(1)
         ctx.progress.step(f"latency: 20 tasks/s for {ctx.sizes.latency_seconds:.0f} s, idle")
         measure_latency(ctx, cluster, light, "idle, 20/s", idle=True)
@@ -562,14 +710,15 @@ def scenario_rate(ctx: Context) -> None:
     if cluster is None:
         return
     seconds = ctx.sizes.rate_seconds
-    for max_rps, replicas in ctx.sizes.rate_runs:
-        task_type = f"bench-rate-{max_rps:g}-{replicas}"
-        ctx.progress.step(f"rate: max_rps={max_rps:g}, {replicas} worker(s), {seconds:.0f} s")
+    for max_rps, replicas, processes in ctx.sizes.rate_runs:
+        task_type = f"bench-rate-{max_rps:g}-{replicas}-{processes}"
+        shape = f"{replicas} replica(s) x {processes} proc"
+        ctx.progress.step(f"rate: max_rps={max_rps:g}, {shape}, {seconds:.0f} s")
         cluster.configure_type(task_type, max_rps)
         cluster.submit_many(task_type, ctx.counting.url, int(max_rps * (seconds + 4) * 1.2))
         ctx.counting.reset()
         try:
-            cluster.start_workers(replicas)
+            cluster.start_workers(replicas, processes=processes)
             meter = CpuMeter([worker.pid for worker in cluster.workers])
             deadline = time.monotonic() + seconds + 20
             first: float | None = None
@@ -586,7 +735,7 @@ def scenario_rate(ctx: Context) -> None:
         if first is None or not arrivals:
             ctx.record(
                 "rate accuracy",
-                f"max_rps {max_rps:g}, {replicas} proc",
+                f"max_rps {max_rps:g}, {shape}",
                 None,
                 "calls/s",
                 note="no call arrived",
@@ -597,7 +746,7 @@ def scenario_rate(ctx: Context) -> None:
         peak = max_in_window(window, 1.0)
         ctx.record(
             "rate accuracy",
-            f"max_rps {max_rps:g}, {replicas} proc, {seconds:.0f} s",
+            f"max_rps {max_rps:g}, {shape}, {seconds:.0f} s",
             achieved,
             "calls/s",
             baseline=max_rps,
@@ -609,7 +758,7 @@ def scenario_rate(ctx: Context) -> None:
         )
         ctx.record(
             "rate accuracy",
-            f"max_rps {max_rps:g}, {replicas} proc: busiest 1 s",
+            f"max_rps {max_rps:g}, {shape}: busiest 1 s",
             peak,
             "calls",
             baseline=max_rps,

@@ -35,3 +35,9 @@ LISTEN taskq_work;
 -- What a task's calls take as text: its queued messages plus its status rows' payloads.
 SELECT (SELECT coalesce(sum(octet_length(message::text)), 0) FROM pgmq.read(%(queue)s, 0, 100000))
      + (SELECT coalesce(sum(octet_length(payload::text)), 0) FROM taskq.task_status) AS stored;
+
+-- name: test_transactions
+-- Transactions this database has seen (committed or not), for idle-cost tests.
+-- The statistics reach this view within about a second of each transaction.
+SELECT xact_commit + xact_rollback AS transactions
+FROM pg_stat_database WHERE datname = current_database();

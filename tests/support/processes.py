@@ -34,6 +34,8 @@ def settings_environment(settings: Settings, **overrides: object) -> dict[str, s
         LOG_LEVEL="info",
         METRICS_PORT=str(free_port()),
         PORT=str(free_port()),
+        # Not `auto`: the same processes on every machine, and the parent exercised.
+        WORKER_PROCESSES="2",
     )
     env.update({name: str(value) for name, value in overrides.items()})
     return env

@@ -74,6 +74,8 @@ def test_environment_overrides() -> None:
         ("LOG_LEVEL", "loud"),
         ("DLQ_QUEUE_NAME", "bad-name;"),
         ("MAX_RETRIES", "-1"),
+        ("WORKER_PROCESSES", "0"),
+        ("WORKER_PROCESSES", "many"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:
@@ -81,6 +83,12 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
         Settings.from_env({variable: value})
     assert caught.value.variable == variable
     assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "processes"), [("auto", 0), (" AUTO ", 0), ("1", 1), ("4", 4)])
+def test_worker_processes_is_auto_or_a_count(value: str, processes: int) -> None:
+    assert Settings.from_env({"WORKER_PROCESSES": value}).worker_processes == processes
+    assert Settings().worker_processes == 0  # auto
 
 
 def test_every_field_has_a_variable() -> None:

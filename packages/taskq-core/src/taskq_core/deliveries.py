@@ -114,6 +114,35 @@ class TaskTypeRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadBatch:
+    """Messages read from one queue; when the read found the queue dry, when it is next due.
+
+    `dry` is False for a full read (more may be waiting). For a dry queue,
+    `due_in` is the seconds until its next message becomes visible (None: empty).
+    """
+
+    deliveries: list[Delivery]
+    dry: bool
+    due_in: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueQueue:
+    """A queue with a message visible in `due_in` seconds (zero or less: now)."""
+
+    queue_name: str
+    due_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTypesVersion:
+    """Changes whenever a task type is added or its limit changes."""
+
+    types: int
+    changed_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class TokenGrant:
     """Tokens reserved from a type's shared bucket and the seconds until they may be used.
 

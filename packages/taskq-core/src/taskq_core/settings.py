@@ -60,7 +60,12 @@ class Settings:
     db_keepalives_interval: float = 5.0
     db_keepalives_count: int = 3
     # Worker: let the concurrency tuner pick how many of MAX_WORKERS call at once.
-    adaptive_concurrency: bool = True
+    # Off by default: against targets answering in 2-20 ms it cost 15-53% of the
+    # calls/s of fixed threads (docs/benchmarks.md, delay sweep).
+    adaptive_concurrency: bool = False
+    # Worker: processes per replica (each with MAX_WORKERS threads); 0 means
+    # `auto`, the CPUs the container may use (taskq_worker.cpus).
+    worker_processes: int = 0
     # Security (SECURITY.md): API keys, metrics exposure, outbound (egress) policy.
     api_keys: tuple[str, ...] = ()
     metrics_public: bool = False
@@ -117,6 +122,16 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError("must be a whole number of at least 1")
     return value
+
+
+def _processes(raw: str) -> int:
+    """`auto` (0: one per CPU the container may use) or a whole number of at least 1."""
+    if raw.strip().lower() == "auto":
+        return 0
+    try:
+        return _positive_int(raw)
+    except ValueError:
+        raise ValueError("must be auto or a whole number of at least 1") from None
 
 
 def _port(raw: str) -> int:
@@ -234,6 +249,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "db_keepalives_interval": _positive_duration,
     "db_keepalives_count": _positive_int,
     "adaptive_concurrency": _boolean,
+    "worker_processes": _processes,
     "api_keys": _api_keys,
     "metrics_public": _boolean,
     "egress_block_private": _boolean,

@@ -6,6 +6,7 @@ the outcome goes. Tests call it directly against a real HTTP server.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 import msgspec
 import requests
 from requests.cookies import RequestsCookieJar
-from requests.utils import check_header_validity
+from requests.utils import check_header_validity, get_auth_from_url
 from urllib3.exceptions import NameResolutionError
 
 from taskq_core.call_limits import call_timeout, longest_call
@@ -127,10 +128,13 @@ def deliver(
         # Preparing the request here and sending it skips the session's merge of
         # its own settings into every request (cookies, hooks, environment):
         # about a tenth of each call's CPU, and taskq sets none of them.
-        request = requests.PreparedRequest()
-        request.prepare(
-            method=call.method, url=call.url, headers=headers, data=body, cookies=session.cookies
-        )
+        request = _prepared_for(call.method, call.url).copy()
+        request.prepare_headers(headers)
+        request.prepare_cookies(session.cookies)  # none are sent; redirects need the jar
+        request.prepare_body(body, None)
+        credentials = _credentials_in(call.url)
+        if credentials != ("", ""):
+            request.prepare_auth(credentials)
         response = session.send(
             request,
             timeout=timeout,
@@ -150,6 +154,27 @@ def deliver(
     return outcome_for(
         delivery, policy, happened, reason=reason, duration_ms=_elapsed_ms(started), rng=rng
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepared_for(method: str, url: str) -> requests.PreparedRequest:
+    """A request's method and URL, checked and encoded once per distinct pair.
+
+    The calls of a task type mostly share one URL; parsing and re-quoting it
+    for every call was ~5% of a worker's CPU against a fast target (py-spy,
+    docs/benchmarks.md). Bad URLs raise here, every time (errors are not cached).
+    """
+    template = requests.PreparedRequest()
+    template.prepare_method(method)
+    template.prepare_url(url, None)
+    template.prepare_hooks(None)
+    return template
+
+
+@functools.lru_cache(maxsize=1024)
+def _credentials_in(url: str) -> tuple[str, str]:
+    """user:password written in the URL, sent as Basic auth as requests does (empty: none)."""
+    return get_auth_from_url(url)
 
 
 def _discard_body(response: requests.Response, *, deadline: float) -> None:

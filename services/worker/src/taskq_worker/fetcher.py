@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from taskq_core.call_limits import call_timeout, longest_call
-from taskq_core.deliveries import Delivery, TaskTypeRoute
+from taskq_core.deliveries import Delivery, TaskTypeRoute, TaskTypesVersion
 from taskq_core.errors import DatabaseUnavailableError, TaskTypeUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.dispatcher import Dispatcher
@@ -32,9 +33,14 @@ from taskq_worker.reconnect import Backoff
 from taskq_worker.wakeups import Wakeups
 
 READ_BATCH = 100
-ROUTES_REFRESH_SECONDS = 1.0  # a changed max_rps or a new type is seen within this
-IDLE_FIRST_POLL = 0.01
-IDLE_LAST_POLL = 1.0  # NOTIFY wakes us sooner; polling only catches retries coming due
+# Idle queues are not polled one by one: every DUE_POLL_SECONDS one indexed
+# query lists the queues due within DUE_HORIZON (submissions, other replicas'
+# retries, released and reprocessed messages, messages whose reader died), and
+# tells whether a task type was added or changed. NOTIFY wakes us sooner for
+# new work, and this replica's own retries are read when they come due.
+DUE_POLL_SECONDS = 1.0  # per replica: each of its N processes polls every N seconds, staggered
+DUE_HORIZON_MARGIN = 1.0  # the horizon exceeds the interval, so nothing comes due unseen
+DUE_NOW_DELAY = 0.01  # a dry queue that is due again at once (a message locked by another reader)
 SET_ASIDE_FIRST = 1.0  # seconds a failing type is left alone, doubling up to SET_ASIDE_MAX
 SET_ASIDE_MAX = 30.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
@@ -42,14 +48,19 @@ LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its c
 
 @dataclass(slots=True)
 class _Schedule:
-    """When a task type is next worth reading, and how long its queue has been empty."""
+    """When a task type is next worth reading (never, until something says it is due)."""
 
-    next_at: float = 0.0
-    idle_delay: float = 0.0
+    next_at: float = math.inf
     waiting_for_tokens: bool = False
     reserved: int = 0  # tokens already taken, usable from next_at on
     retry_due_at: float = math.inf  # when the earliest retry this replica scheduled comes due
     set_aside: Backoff | None = None  # while the type's queue fails: how long to leave it
+
+    def wake_at(self, at: float) -> None:
+        """Read no later than `at`; a type waiting for tokens keeps waiting (they are its slot),
+        and a type set aside waits out its backoff."""
+        if not self.waiting_for_tokens and self.set_aside is None:
+            self.next_at = min(self.next_at, at)
 
 
 class Fetcher:
@@ -64,6 +75,7 @@ class Fetcher:
         health: DatabaseHealth,
         metrics: WorkerMetrics,
         stop: threading.Event,
+        processes: int = 1,
         clock: Callable[[], float] = time.monotonic,
         heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
@@ -78,7 +90,11 @@ class Fetcher:
         self._stop = stop
         self._clock = clock
         self._routes: list[TaskTypeRoute] = []
-        self._routes_at = -ROUTES_REFRESH_SECONDS
+        self._task_types: dict[str, str] = {}  # queue name -> task type
+        self._version: TaskTypesVersion | None = None
+        # The replica's processes share the polling: one question per second in all.
+        self._due_poll_every = DUE_POLL_SECONDS * max(processes, 1)
+        self._due_poll_at = clock() + random.uniform(0, self._due_poll_every)
         self._schedules: dict[str, _Schedule] = {}
         self._start = 0
 
@@ -87,7 +103,7 @@ class Fetcher:
         while not self._stop.is_set():
             self._heartbeat()
             try:
-                self._refresh_routes()
+                self._poll_due()
                 read_any, out_of_room = self._fetch_round()
                 self._health.mark_up()
                 backoff.reset()
@@ -98,12 +114,24 @@ class Fetcher:
             if not read_any:
                 self._pause(out_of_room)
 
-    def _refresh_routes(self, *, force: bool = False) -> None:
+    def _poll_due(self, *, force: bool = False) -> None:
+        """Every poll interval (or when told to): which queues are due, did the types change."""
         now = self._clock()
-        if not force and now - self._routes_at < ROUTES_REFRESH_SECONDS:
+        if not force and now < self._due_poll_at:
             return
+        self._due_poll_at = now + self._due_poll_every
+        version, due = self._repository.due_queues(self._due_poll_every + DUE_HORIZON_MARGIN)
+        if version != self._version:
+            self._refresh_routes()
+            self._version = version
+        for queue in due:
+            task_type = self._task_types.get(queue.queue_name)
+            if task_type is not None:
+                self._schedules[task_type].wake_at(now + max(queue.due_in, 0.0))
+
+    def _refresh_routes(self) -> None:
         self._routes = self._repository.routes()
-        self._routes_at = now
+        self._task_types = {route.queue_name: route.task_type for route in self._routes}
         for route in self._routes:
             self._schedules.setdefault(route.task_type, _Schedule())
 
@@ -130,7 +158,7 @@ class Fetcher:
                 self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
             try:
-                deliveries = self._repository.read(route, allowed, self._visibility_timeout)
+                batch = self._repository.read(route, allowed, self._visibility_timeout)
             except TaskTypeUnavailableError as error:
                 self._set_aside(schedule, error, now)
                 continue
@@ -138,6 +166,7 @@ class Fetcher:
                 schedule.set_aside = None
                 self._metrics.set_aside(route.task_type, aside=False)
                 logger.info("task type {} is readable again, resuming", route.task_type)
+            deliveries = batch.deliveries
             if now >= schedule.retry_due_at:
                 schedule.retry_due_at = math.inf
             # A read that filled the room means a backlog: how fast it drains
@@ -147,15 +176,16 @@ class Fetcher:
                 deliveries = self._keep_long_calls_hidden(deliveries)
                 self._dispatcher.put(route.task_type, deliveries)
                 self._metrics.fetched(route.task_type, len(deliveries))
-                schedule.idle_delay = 0.0
                 read_any = True
             else:
                 schedule.waiting_for_tokens = False
-                schedule.idle_delay = min(
-                    max(schedule.idle_delay * 2, IDLE_FIRST_POLL), IDLE_LAST_POLL
-                )
-                # Idle polls back off, but never past a retry known to come due.
-                schedule.next_at = min(now + schedule.idle_delay, schedule.retry_due_at)
+            if batch.dry:
+                # Not read again until it is due (the database said when), new
+                # work is announced, or a retry of ours comes due.
+                due_in = math.inf if batch.due_in is None else max(batch.due_in, DUE_NOW_DELAY)
+                due_at = now + due_in
+                if not schedule.waiting_for_tokens:
+                    schedule.next_at = min(due_at, schedule.retry_due_at)
         return read_any, out_of_room
 
     def _set_aside(self, schedule: _Schedule, error: TaskTypeUnavailableError, now: float) -> None:
@@ -218,36 +248,30 @@ class Fetcher:
         woken = self._wakeups.take()
         if not woken:
             return
-        known = {route.queue_name: route.task_type for route in self._routes}
-        if woken.everything or (woken.queues | woken.due.keys()) - known.keys():
-            self._refresh_routes(force=True)
-            known = {route.queue_name: route.task_type for route in self._routes}
-        notified = (
-            known.values() if woken.everything else [known[q] for q in woken.queues if q in known]
-        )
-        for task_type in notified:
-            schedule = self._schedules[task_type]
-            schedule.idle_delay = 0.0
-            # A type waiting for its next token keeps waiting: new work does not make
-            # tokens; nor does it mend a type set aside.
-            if not schedule.waiting_for_tokens and schedule.set_aside is None:
-                schedule.next_at = 0.0
+        if woken.everything:
+            # Notifications may have been missed: the due queues say what they announced.
+            self._poll_due(force=True)
+        if (woken.queues | woken.due.keys()) - self._task_types.keys():
+            self._refresh_routes()
+        known = self._task_types
+        for queue_name in woken.queues:
+            if queue_name in known:
+                # A type waiting for its next token keeps waiting: new work does not make tokens.
+                self._schedules[known[queue_name]].wake_at(0.0)
         for queue_name, at in woken.due.items():
             if queue_name in known:
                 schedule = self._schedules[known[queue_name]]
                 schedule.retry_due_at = min(schedule.retry_due_at, at)
-                # Reserved tokens are for their own time; a type set aside waits out its backoff.
-                if not schedule.waiting_for_tokens and schedule.set_aside is None:
-                    schedule.next_at = min(schedule.next_at, at)
+                schedule.wake_at(at)
 
     def _pause(self, out_of_room: bool) -> None:
         """Sleep until a type is due, new work is announced, or (when full) room frees up."""
         now = self._clock()
-        due = min((s.next_at for s in self._schedules.values()), default=now + IDLE_LAST_POLL)
-        timeout = min(max(due - now, 0.0), IDLE_LAST_POLL)
+        due = min((s.next_at for s in self._schedules.values()), default=self._due_poll_at)
+        timeout = min(max(min(due, self._due_poll_at) - now, 0.0), self._due_poll_every)
         if timeout <= 0 and not out_of_room:
             return
         if out_of_room:
-            self._dispatcher.wait_for_room(timeout or IDLE_FIRST_POLL)
+            self._dispatcher.wait_for_room(timeout or DUE_NOW_DELAY)
         else:
             self._wakeups.wait(timeout)

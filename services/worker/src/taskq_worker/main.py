@@ -1,22 +1,27 @@
-"""Composition root of the worker process (`taskq-worker`)."""
+"""Composition root of the worker (`taskq-worker`): one process, or a parent of WORKER_PROCESSES."""
 
 from __future__ import annotations
 
-import signal
 import sys
-from types import FrameType
 
 from loguru import logger
 
 from taskq_core.logs import configure_logging
 from taskq_core.settings import load_settings_or_exit
+from taskq_worker.cpus import available_cpus
 from taskq_worker.endpoints import serve_endpoints
+from taskq_worker.parent import ProcessSupervisor
+from taskq_worker.signals import stop_on_signals
 from taskq_worker.supervisor import Supervisor
 
 
 def main() -> None:
     settings = load_settings_or_exit()
     configure_logging(settings)
+    processes = settings.worker_processes or available_cpus()
+    if processes > 1:
+        sys.exit(ProcessSupervisor(settings, processes).run())
+    logger.debug("WORKER_PROCESSES is 1: this process does the work itself")
     supervisor = Supervisor(settings)
     endpoints = serve_endpoints(
         settings.host,
@@ -25,16 +30,7 @@ def main() -> None:
         not_ready=supervisor.not_ready,
         not_live=supervisor.not_live,
     )
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        if supervisor.stop_event.is_set():
-            logger.warning("second {} received: exiting now", signal.Signals(signum).name)
-            sys.exit(1)
-        logger.info("{} received", signal.Signals(signum).name)
-        supervisor.stop_event.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(supervisor.stop_event)
     status = supervisor.run()
     endpoints.shutdown()
     sys.exit(status)

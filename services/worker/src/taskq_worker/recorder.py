@@ -39,6 +39,9 @@ MAX_BATCH = 500
 # 25 ms windows delivered ~10% more than 10 ms ones, 60 ms no more than 25).
 # Status lags by at most this; delivery itself does not wait for it.
 BATCH_WINDOW_SECONDS = 0.025
+# An idle recorder wakes this often to see whether it should finish (each
+# wake-up costs CPU in every worker process, busy or not); finishing waits for it.
+IDLE_WAKE_SECONDS = 0.25
 DUE_MARGIN_SECONDS = 0.005  # a retry is read this long after it should be visible again
 
 
@@ -92,7 +95,7 @@ class Recorder:
 
     def _collect(self) -> list[Outcome]:
         try:
-            batch = [self._outcomes.get(timeout=0.05)]
+            batch = [self._outcomes.get(timeout=IDLE_WAKE_SECONDS)]
         except queue.Empty:
             return []
         if not self._finishing.is_set():

@@ -44,7 +44,7 @@ from taskq_worker.redirects import TaskSession
 from taskq_worker.supervision import Supervision
 from taskq_worker.wakeups import Wakeups
 
-TAKE_TIMEOUT = 0.2
+TAKE_TIMEOUT = 1.0  # an idle executor wakes this often; close() wakes it at once
 STALE_MARGIN = 1.0  # seconds kept between a call's latest end and its message reappearing
 
 
@@ -69,7 +69,13 @@ def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, metrics: WorkerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: WorkerMetrics | None = None,
+        *,
+        export_queue_state: bool = True,
+    ) -> None:
         self._settings = settings
         self.stop_event = threading.Event()
         self._draining = threading.Event()
@@ -111,6 +117,7 @@ class Supervisor:
             metrics=self.metrics,
             stop=self.stop_event,
             heartbeat=self.supervision.heartbeat("fetcher"),
+            processes=settings.worker_processes,  # a child is told the replica's count
         )
         self._listener = Listener(
             settings,
@@ -126,12 +133,16 @@ class Supervisor:
             QueueStatsReader(settings),
             self.stop_event,
         )
-        self._queue_state.register(self.metrics.registry)
+        self._export_queue_state = export_queue_state  # a child leaves it to its parent
+        if export_queue_state:
+            self._queue_state.register(self.metrics.registry)
         self.metrics.watch(
             in_flight=self.dispatcher.in_flight,
             buffered=self.dispatcher.buffered,
             concurrency_limit=self.dispatcher.limit,
             database_up=lambda: 1.0 if self.health.up else 0.0,
+            ready=lambda: 1.0 if self.not_ready() is None else 0.0,
+            live=lambda: 1.0 if self.not_live() is None else 0.0,
             threads=settings.max_workers,
         )
 
@@ -167,7 +178,8 @@ class Supervisor:
         start = self.supervision.start
         fetcher = start("fetcher", self._fetcher.run)
         start("listener", self._listener.run)
-        start("queue-state", self._queue_state.run)
+        if self._export_queue_state:
+            start("queue-state", self._queue_state.run)
         recorder = start("recorder", self._recorder.run)
         self._executors = [
             start(f"executor-{number}", self._execute)

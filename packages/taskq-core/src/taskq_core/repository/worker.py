@@ -22,11 +22,14 @@ from taskq_core.database import BoundedConnection, SyncPool, database_errors
 from taskq_core.deliveries import (
     Delivery,
     Dropped,
+    DueQueue,
     Failed,
     Outcome,
+    ReadBatch,
     RetryLater,
     Succeeded,
     TaskTypeRoute,
+    TaskTypesVersion,
     TokenGrant,
 )
 from taskq_core.errors import DatabaseError, DatabaseUnavailableError, TaskTypeUnavailableError
@@ -60,6 +63,14 @@ class WorkerRepository:
             cursor = conn.cursor(row_factory=class_row(TaskTypeRoute))
             return cursor.execute(QUERIES["list_task_types"]).fetchall()
 
+    def due_queues(self, horizon: float) -> tuple[TaskTypesVersion, list[DueQueue]]:
+        """The task types' version and the queues due within `horizon` seconds (one statement)."""
+        with self._connection() as conn:
+            rows = conn.execute(QUERIES["due_queues"], {"horizon": horizon}).fetchall()
+        version = TaskTypesVersion(int(rows[0][2]), float(rows[0][3])) if rows else None
+        due = [DueQueue(str(queue), float(due_in)) for queue, due_in, _, _ in rows if queue]
+        return version or TaskTypesVersion(0, 0.0), due
+
     def take_tokens(self, task_type: str, requested: int) -> TokenGrant | None:
         """Tokens from the type's shared bucket; None when the type has no limit."""
         with self._connection() as conn:
@@ -67,23 +78,32 @@ class WorkerRepository:
             params = {"task_type": task_type, "requested": requested}
             return cursor.execute(QUERIES["take_tokens"], params).fetchone()
 
-    def read(
-        self, route: TaskTypeRoute, quantity: int, visibility_timeout: float
-    ) -> list[Delivery]:
+    def read(self, route: TaskTypeRoute, quantity: int, visibility_timeout: float) -> ReadBatch:
+        """Up to `quantity` messages; a read that finds the queue dry also settles when it is due.
+
+        Settling in the same transaction keeps an idle queue at one transaction per wake-up.
+        """
         hidden_for = max(1, round(visibility_timeout))
         params = {"queue": route.queue_name, "vt": hidden_for, "qty": quantity}
+        due_in: float | None = None
         try:
             with self._connection() as conn:
                 cursor = conn.cursor(row_factory=class_row(_MessageRow))
                 rows = cursor.execute(QUERIES["read_messages"], params).fetchall()
+                dry = len(rows) < quantity
+                if dry:
+                    settled = conn.cursor(row_factory=scalar_row).execute(
+                        QUERIES["settle_due"], {"queue": route.queue_name}
+                    )
+                    due_in = settled.fetchone()
         except DatabaseUnavailableError:
             raise  # the database itself is away: not this type's fault
         except DatabaseError as error:
-            # The statement touches only this type's queue table: dropped,
+            # The statements touch only this type's queue (and its due row): dropped,
             # renamed, or unreadable, it is this type's problem alone.
             raise TaskTypeUnavailableError(route.task_type, error.message) from error
         hidden_until = time.monotonic() + hidden_for
-        return [
+        deliveries = [
             Delivery(
                 queue_name=route.queue_name,
                 message_id=row.msg_id,
@@ -96,6 +116,7 @@ class WorkerRepository:
             )
             for row in rows
         ]
+        return ReadBatch(deliveries, dry, due_in)
 
     def hide_for(self, deliveries: Sequence[Delivery], seconds: Sequence[float]) -> None:
         """Keep each message invisible for its own number of seconds from now."""
@@ -113,8 +134,11 @@ class WorkerRepository:
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Make messages visible again at once (read but never started)."""
         with self._connection() as conn, conn.transaction():
-            for queue, ids in _ids_by_queue(deliveries).items():
+            released = _ids_by_queue(deliveries)
+            for queue, ids in released.items():
                 conn.execute(QUERIES["release_messages"], {"queue": queue, "message_ids": ids})
+            for queue in released:  # last: see record()
+                conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": 0.0})
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Write a batch of outcomes in one transaction."""
@@ -148,6 +172,10 @@ class WorkerRepository:
                 conn.execute(QUERIES["mark_failed"], _failure_params(failed, dlq_ids))
             for queue, ids in _ids_by_queue(finished).items():
                 conn.execute(QUERIES["delete_messages"], {"queue": queue, "message_ids": ids})
+            # Last, after every message lock: a reader settling the queue waits
+            # for this transaction, which then waits for nothing it could hold.
+            for queue, seconds in _earliest_by_queue(retrying).items():
+                conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": seconds})
 
     def _send_to_dlq(self, conn: BoundedConnection, failed: Sequence[Failed]) -> list[int]:
         failed_at = datetime.now(UTC).isoformat()
@@ -198,6 +226,15 @@ def _ids_by_queue(deliveries: Iterable[Delivery]) -> dict[str, list[int]]:
     for delivery in deliveries:
         grouped[delivery.queue_name].append(delivery.message_id)
     return grouped
+
+
+def _earliest_by_queue(retrying: Iterable[RetryLater]) -> dict[str, float]:
+    """Per queue, the shortest retry delay: when it next has a message to read."""
+    earliest: dict[str, float] = {}
+    for outcome in retrying:
+        queue = outcome.delivery.queue_name
+        earliest[queue] = min(outcome.delay, earliest.get(queue, outcome.delay))
+    return earliest
 
 
 def _pairs_by_queue(

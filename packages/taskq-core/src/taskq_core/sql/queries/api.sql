@@ -36,10 +36,11 @@ WITH changed AS (
 SELECT taskq.configure_rate(task_type, max_rps) FROM changed;
 
 -- name: enqueue_task
--- Sends every payload of a batch, writes their status rows and wakes the
--- workers in one statement (one round trip for a known type); WITH ORDINALITY
--- pairs each new message id with its payload. The notification is delivered
--- at commit, so a worker never wakes before the messages are visible.
+-- Sends every payload of a batch, writes their status rows, marks the queue
+-- due and wakes the workers in one statement (one round trip for a known
+-- type); WITH ORDINALITY pairs each new message id with its payload. The
+-- notification is delivered at commit, so a worker never wakes before the
+-- messages are visible.
 WITH sent AS (
     SELECT s.message_id, (s.position - 1)::integer AS payload_id
     FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
@@ -52,11 +53,14 @@ WITH sent AS (
     RETURNING payload_id, message_id
 )
 SELECT inserted.message_id
-FROM inserted, (SELECT pg_notify('taskq_work', %(queue)s)) AS notified
+FROM inserted,
+     (SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_timestamp()))
+     AS notified
 ORDER BY inserted.payload_id;
 
 -- name: notify_work
-SELECT pg_notify('taskq_work', %(queue)s);
+-- Wakes listening workers now, and marks the queue due for those that missed it.
+SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_timestamp());
 
 -- name: task_statuses
 SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,

@@ -58,3 +58,8 @@ WITH final AS MATERIALIZED (
 SELECT count(*) / nullif(extract(epoch FROM span.last_at - span.first_at), 0)
 FROM final JOIN span ON final.updated_at > span.first_at
 GROUP BY span.first_at, span.last_at;
+
+-- name: bench_transactions
+-- Transactions the bench database has seen, for the idle-cost scenario
+-- (pg_stat_database lags by about a second).
+SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database();

@@ -3,6 +3,30 @@
 -- name: list_task_types
 SELECT task_type, queue_name, max_rps FROM taskq.task_types ORDER BY task_type;
 
+-- name: due_queues
+-- An idle worker's one question per second. The queues with a message visible
+-- now or within the horizon, and in how many seconds: one indexed range scan
+-- however many types are idle (migration 0007). Every row also carries the
+-- task types' version, which changes whenever a type is added or its limit
+-- changed (every such write sets updated_at), so the routes are re-read only
+-- then; with nothing due, one row with a NULL queue carries it alone.
+SELECT d.queue_name, extract(epoch FROM d.due_at - clock_timestamp())::float8 AS due_in,
+       v.types, v.changed_at
+FROM (
+    SELECT count(*) AS types,
+           coalesce(extract(epoch FROM max(updated_at)), 0)::float8 AS changed_at
+    FROM taskq.task_types
+) AS v
+LEFT JOIN taskq.queue_due AS d
+  ON d.due_at <= clock_timestamp() + make_interval(secs => %(horizon)s);
+
+-- name: settle_due
+-- After a read that found the queue dry: when its next message becomes visible.
+SELECT taskq.settle_due(%(queue)s) AS due_in;
+
+-- name: mark_due
+SELECT taskq.mark_due(%(queue)s, clock_timestamp() + make_interval(secs => %(seconds)s));
+
 -- name: take_tokens
 SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s);
 
