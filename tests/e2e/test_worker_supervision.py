@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
 from tests.support import faults
 from tests.support.api import api_client
@@ -87,6 +88,8 @@ def test_a_type_whose_queue_is_gone_is_set_aside_while_others_flow(
         wait_until(lambda: delivered(settings, first), timeout=15)
         table = faults.queue_table("broken")
         faults.run(dsn, "fault_rename_table", old=table, new=f"{table}_away")
+        # Idle queues are read only when due: say this one has work, as a retry would.
+        faults.run(dsn, "fault_queue_due_now", {"queue": queue_name_for("broken")})
         wait_until(
             lambda: (
                 running.metric("taskq_worker_task_type_errors_total", '{task_type="broken"}') >= 1
@@ -173,7 +176,11 @@ def test_a_thread_that_keeps_failing_takes_the_process_down(
     dsn = settings.postgres_dsn
     with api_client(settings) as client:
         assert client.post("/task-types", json={"task_type": "paced", "max_rps": 100}).is_success
-    with worker(settings, tmp_path, THREAD_RESTART_LIMIT=3, THREAD_RESTART_WINDOW="60s") as running:
+    # One process: its own exit is the subject (test_worker_processes covers a replica
+    # restarting a child that exits, and giving up after too many).
+    with worker(
+        settings, tmp_path, WORKER_PROCESSES=1, THREAD_RESTART_LIMIT=3, THREAD_RESTART_WINDOW="60s"
+    ) as running:
         if fault == "listener":
             faults.run(dsn, "fault_break_migrations_table")
             faults.terminate_when_connected(dsn, "taskq-listener")

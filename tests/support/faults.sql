@@ -68,3 +68,7 @@ LOCK TABLE taskq.task_types IN ACCESS EXCLUSIVE MODE;
 -- name: fault_count_backends
 SELECT count(*) FROM pg_stat_activity
 WHERE application_name = %(application)s AND datname = current_database();
+
+-- name: fault_queue_due_now
+-- Says a queue has work now, as a submission or another replica's retry would.
+SELECT taskq.mark_due(%(queue)s, clock_timestamp())::text;

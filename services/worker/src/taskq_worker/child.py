@@ -24,6 +24,9 @@ from taskq_worker.supervisor import Supervisor
 PARENT_VARIABLE = "TASKQ_WORKER_PARENT_PID"  # set by taskq_worker.parent
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PUBLISH_SECONDS = 1.0  # how stale the gauges the parent serves may be
+# The exit status of a child that found the schema unfit: the parent stops the
+# replica instead of restarting children that would only fail the same way.
+SCHEMA_UNFIT_STATUS = 3
 
 
 def main() -> None:
@@ -39,7 +42,7 @@ def main() -> None:
     watcher = ParentWatcher(parent, metrics, supervisor.stop_event)
     threading.Thread(target=watcher.run, name="parent-watcher", daemon=True).start()
     status = supervisor.run()
-    sys.exit(status)
+    sys.exit(SCHEMA_UNFIT_STATUS if supervisor.supervision.schema_unfit.is_set() else status)
 
 
 def die_with_parent() -> None:

@@ -31,9 +31,12 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from taskq_core.database import connect
+from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.repository.observability import QueueStatsReader
+from taskq_core.schema_version import check_database
 from taskq_core.settings import Settings
-from taskq_worker.child import PARENT_VARIABLE
+from taskq_worker.child import PARENT_VARIABLE, SCHEMA_UNFIT_STATUS
 from taskq_worker.endpoints import serve_endpoints
 from taskq_worker.queue_metrics import QueueStateCollector
 
@@ -82,6 +85,8 @@ class ProcessSupervisor:
         """Run the children until SIGTERM/SIGINT, then stop them; the replica's exit status."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if not self._schema_fits():
+            return 1
         endpoints = serve_endpoints(
             self._settings.host,
             self._settings.metrics_port,
@@ -123,6 +128,8 @@ class ProcessSupervisor:
         assert slot.process is not None
         self._forget(slot.process)
         slot.process = None
+        if status == SCHEMA_UNFIT_STATUS:
+            return False  # it said why in its log; every restart would fail the same way
         while slot.failures and now - slot.failures[0] > FAILURE_WINDOW_SECONDS:
             slot.failures.popleft()
         slot.failures.append(now)
@@ -196,6 +203,18 @@ class ProcessSupervisor:
         for slot in self._slots:
             if slot.process is not None:
                 _send(slot.process, signal.SIGTERM)  # their second signal: exit at once
+
+    def _schema_fits(self) -> bool:
+        """Checked once here, so an unfit schema is one line and no children (they check too)."""
+        try:
+            with connect(self._settings, name="taskq-worker-parent") as conn:
+                check_database(conn)
+        except SchemaMismatchError as error:
+            logger.error("{}", error)
+            return False
+        except DatabaseUnavailableError as error:
+            logger.warning("schema not checked yet, the database is unavailable: {}", error)
+        return True
 
     def _not_ready(self) -> str | None:
         """Why the replica is not ready: a child down, or a child's own probe failing."""

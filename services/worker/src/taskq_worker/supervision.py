@@ -61,6 +61,7 @@ class Supervision:
         self._lock = threading.Lock()
         self._watched: dict[str, _Watched] = {}
         self.failed = threading.Event()  # a thread gave up: the process must exit non-zero
+        self.schema_unfit = threading.Event()  # why it gave up: restarting the process won't help
 
     def start(self, name: str, target: Callable[[], None]) -> threading.Thread:
         """Run `target` in a daemon thread named `name`, restarting it when it raises."""
@@ -110,6 +111,7 @@ class Supervision:
             except SchemaMismatchError as error:
                 # Restarting cannot help: the database must be migrated (or the code rolled).
                 logger.error("{}", error)
+                self.schema_unfit.set()
                 self._give_up(watched)
                 return
             except Exception:

@@ -170,6 +170,7 @@ class Supervisor:
             self.repository.check_schema()
         except SchemaMismatchError as error:
             logger.error("{}", error)
+            self.supervision.schema_unfit.set()
             self._pool.close(timeout=2.0)
             return 1
         except DatabaseUnavailableError as error:
