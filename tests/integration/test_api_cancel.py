@@ -144,7 +144,9 @@ def test_cancel_while_the_worker_delivers_the_same_batch(
         body = cancel(client, f"/tasks/{task_id}")
         cancel_returned = time.monotonic()
         wait_until(
-            lambda: all(row["status"] != "pending" for row in statuses(settings.postgres_dsn, task_id)),
+            lambda: all(
+                row["status"] != "pending" for row in statuses(settings.postgres_dsn, task_id)
+            ),
             timeout=30,
         )
     rows = statuses(settings.postgres_dsn, task_id)
@@ -164,9 +166,7 @@ def test_cancel_while_the_worker_delivers_the_same_batch(
     late = {payload for payload, at in called if at > cancel_returned}
     assert late <= succeeded
     held = {
-        row["payload_id"]
-        for row in rows
-        if row["message_id"] in set(body["in_flight_message_ids"])
+        row["payload_id"] for row in rows if row["message_id"] in set(body["in_flight_message_ids"])
     }
     assert held <= succeeded
     assert queue_length(settings.postgres_dsn, "race") == 0

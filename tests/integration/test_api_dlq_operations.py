@@ -69,7 +69,8 @@ def test_browse_shows_why_and_what_with_credentials_redacted(
     assert letter["failed_at"]
     call = letter["call"]
     assert call["headers"] == {"Authorization": "[redacted]", "X-Trace": "t1"}
-    assert "hunter2" not in call["url"] and "k1" not in call["url"]
+    assert "hunter2" not in call["url"]
+    assert "k1" not in call["url"]
     assert call["url"].endswith("/x?api_key=[redacted]&page=2")
     assert call["data"] == {"n": 2}
     assert "s3cret" not in str(body)
@@ -92,7 +93,8 @@ def test_browse_filters_and_pages(
     while page["next_cursor"]:
         page = browse(client, limit=2, cursor=page["next_cursor"])
         seen += [m["message_id"] for m in page["dead_letters"]]
-    assert len(seen) == 5 and seen == sorted(seen, reverse=True)
+    assert len(seen) == 5
+    assert seen == sorted(seen, reverse=True)
 
     cursor = browse(client, limit=1, task_type="dead")["next_cursor"]
     other = client.get("/dlq", params={"task_type": "other", "cursor": cursor})
@@ -161,8 +163,10 @@ def test_reprocess_by_ids_with_overrides_edits_and_redrives(
         assert response.status_code == 200, response.text
         assert response.json()["reprocessed_count"] == 2
         wait_until(
-            lambda: [row["status"] for row in statuses(settings.postgres_dsn, task_id)]
-            == ["success", "failed", "success"]
+            lambda: (
+                [row["status"] for row in statuses(settings.postgres_dsn, task_id)]
+                == ["success", "failed", "success"]
+            )
         )
     fixed = [request for request in target.requests_snapshot() if request.path == "/fixed"]
     assert len(fixed) == 2

@@ -80,7 +80,11 @@ class RetentionJob:
                 except DatabaseUnavailableError as error:
                     logger.debug("retention round skipped: {}", error)
         finally:
-            self._repository.close()
+            self.close()
+
+    def close(self) -> None:
+        """Give up the connection, and with it the retention lock."""
+        self._repository.close()
 
     def run_round(self) -> RoundResult:
         """Delete what has expired, batch by batch, within the round's time budget."""
