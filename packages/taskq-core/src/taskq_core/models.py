@@ -32,7 +32,8 @@ ItemId = Annotated[str, msgspec.Meta(max_length=1000, pattern=_NO_NUL)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
 MaxRps = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
-MessageIds = Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=10_000)]
+MessageId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # PGMQ ids are bigint
+MessageIds = Annotated[list[MessageId], msgspec.Meta(max_length=1000)]
 
 
 class ApiOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
