@@ -79,6 +79,8 @@ def test_cancel_one_message(client: TestClient[Litestar], settings: Settings) ->
         ("/tasks/not-a-uuid", 404),
         ("/tasks/00000000-0000-0000-0000-000000000000/messages/1", 404),
         ("/tasks/00000000-0000-0000-0000-000000000000/messages/x", 404),
+        ("/tasks/00000000-0000-0000-0000-000000000000/messages/99999999999999999999999", 404),
+        ("/tasks/00000000-0000-0000-0000-000000000000/messages/-1", 404),
     ],
 )
 def test_cancel_unknown_is_404(client: TestClient[Litestar], path: str, status: int) -> None:

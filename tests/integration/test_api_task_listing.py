@@ -92,6 +92,7 @@ def test_filters_combine(client: TestClient[Litestar], settings: Settings) -> No
         ({"limit": "ten"}, "limit"),
         ({"status": "done"}, "status"),
         ({"created_after": "yesterday"}, "created_after"),
+        ({"created_after": "0.5"}, "created_after"),
         ({"created_before": "2026-13-45"}, "created_before"),
         ({"task_type": ""}, "task_type"),
         ({"task_type": "x" * 201}, "task_type"),
