@@ -49,7 +49,7 @@ def job(
     **policy: float | None,
 ) -> RetentionJob:
     new = RetentionJob(
-        RetentionRepository(settings.postgres_dsn, dlq_queue_name=settings.dlq_queue_name),
+        RetentionRepository(settings),
         RetentionPolicy(
             status_retention=policy.get("status_retention", 7 * DAY),
             dlq_retention=policy.get("dlq_retention"),
