@@ -46,7 +46,8 @@ FROM pg_stat_database WHERE datname = current_database();
 EXPLAIN (FORMAT JSON)
 
 -- name: test_fill_tasks
--- `count` tasks of one message each, one second apart, over 10 types and 1,000 items.
+-- `count` tasks of one message each, one second apart, over 10 types and 1,000
+-- items; one in a hundred failed, one in a thousand cancelled.
 WITH made AS (
     INSERT INTO taskq.tasks (task_id, task_type, item_id, payload_count, created_at)
     SELECT gen_random_uuid(), 'type-' || (g %% 10), 'item-' || (g %% 1000), 1,
@@ -56,10 +57,15 @@ WITH made AS (
 )
 INSERT INTO taskq.task_status (task_id, payload_id, message_id, task_type, item_id, status,
                                created_at, updated_at)
-SELECT task_id, 0, 1, task_type, item_id, 'success', created_at, created_at FROM made;
+SELECT task_id, 0, 1, task_type, item_id,
+       CASE WHEN extract(epoch FROM created_at)::bigint %% 1000 = 0 THEN 'cancelled'
+            WHEN extract(epoch FROM created_at)::bigint %% 100 = 0 THEN 'failed'
+            ELSE 'success' END,
+       created_at, created_at
+FROM made;
 
 -- name: test_analyze
-ANALYZE taskq.tasks;
+ANALYZE taskq.tasks, taskq.task_status;
 
 -- name: test_backdate_statuses
 UPDATE taskq.task_status

@@ -8,8 +8,11 @@
 
 -- name: list_tasks
 -- Newest first, keyset-paginated on (created_at, task_id): a page reads its
--- LIMIT rows off one index, however many tasks there are. The counts come
--- from each listed task's own status rows (primary key prefix).
+-- tasks off one index in order and stops at LIMIT, however many tasks there
+-- are. The counts come from each listed task's own status rows (primary key
+-- prefix). A status filter (pending or success: common among recent tasks)
+-- is applied to those counts, row by row in index order, never as a join the
+-- planner could turn into a hash of the whole status table.
 SELECT t.task_id, t.task_type, t.item_id, t.payload_count, t.created_at,
        c.pending, c.success, c.failed, c.cancelled
 FROM taskq.tasks AS t
@@ -27,11 +30,63 @@ WHERE (%(task_type)s::text IS NULL OR t.task_type = %(task_type)s::text)
   AND (%(created_before)s::timestamptz IS NULL OR t.created_at < %(created_before)s::timestamptz)
   AND (%(after_created_at)s::timestamptz IS NULL
        OR (t.created_at, t.task_id) < (%(after_created_at)s::timestamptz, %(after_task_id)s::uuid))
-  AND (%(status)s::text IS NULL OR EXISTS (
-        SELECT 1 FROM taskq.task_status AS f
-        WHERE f.task_id = t.task_id AND f.status = %(status)s::text))
+  AND CASE %(status)s::text
+          WHEN 'pending' THEN c.pending > 0
+          WHEN 'success' THEN c.success > 0
+          ELSE true
+      END
 ORDER BY t.created_at DESC, t.task_id DESC
 LIMIT %(limit)s;
+
+-- name: list_tasks_with_rare_status
+-- GET /tasks?status=failed|cancelled: a loose index scan over
+-- task_status_rare_newest. Each step is one descent of the index to the next
+-- older task with a row in that status (ORDER BY ... LIMIT 1: always an index
+-- scan, whatever the estimates), so a page costs LIMIT descents however many
+-- rows the table, or a task, has.
+WITH RECURSIVE walk AS (
+    (
+        SELECT s.created_at, s.task_id
+        FROM taskq.task_status AS s
+        WHERE s.status = %(status)s::text
+          AND (%(task_type)s::text IS NULL OR s.task_type = %(task_type)s::text)
+          AND (%(item_id)s::text IS NULL OR s.item_id = %(item_id)s::text)
+          AND (%(created_after)s::timestamptz IS NULL OR s.created_at >= %(created_after)s::timestamptz)
+          AND (%(created_before)s::timestamptz IS NULL OR s.created_at < %(created_before)s::timestamptz)
+          AND (%(after_created_at)s::timestamptz IS NULL
+               OR (s.created_at, s.task_id) < (%(after_created_at)s::timestamptz, %(after_task_id)s::uuid))
+        ORDER BY s.created_at DESC, s.task_id DESC
+        LIMIT 1
+    )
+    UNION ALL
+    SELECT next.created_at, next.task_id
+    FROM walk AS w
+    CROSS JOIN LATERAL (
+            SELECT s.created_at, s.task_id
+            FROM taskq.task_status AS s
+            WHERE s.status = %(status)s::text
+              AND (%(task_type)s::text IS NULL OR s.task_type = %(task_type)s::text)
+              AND (%(item_id)s::text IS NULL OR s.item_id = %(item_id)s::text)
+              AND (%(created_after)s::timestamptz IS NULL OR s.created_at >= %(created_after)s::timestamptz)
+              AND (%(created_before)s::timestamptz IS NULL OR s.created_at < %(created_before)s::timestamptz)
+              AND (s.created_at, s.task_id) < (w.created_at, w.task_id)
+            ORDER BY s.created_at DESC, s.task_id DESC
+            LIMIT 1
+    ) AS next
+)
+SELECT t.task_id, t.task_type, t.item_id, t.payload_count, t.created_at,
+       c.pending, c.success, c.failed, c.cancelled
+FROM (SELECT * FROM walk LIMIT %(limit)s) AS f
+JOIN taskq.tasks AS t ON t.task_id = f.task_id
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE s.status = 'pending') AS pending,
+           count(*) FILTER (WHERE s.status = 'success') AS success,
+           count(*) FILTER (WHERE s.status = 'failed') AS failed,
+           count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled
+    FROM taskq.task_status AS s
+    WHERE s.task_id = t.task_id
+) AS c
+ORDER BY f.created_at DESC, f.task_id DESC;
 
 -- name: task_exists
 SELECT EXISTS (
