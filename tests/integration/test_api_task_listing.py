@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from taskq_core.queries import QUERIES
-from taskq_core.repository.operations import RARE_STATUSES
+from taskq_core.repository.operations import INDEXED_STATUSES
 from taskq_core.settings import Settings
 from tests.support.api import SQL, api_client, batch, fail_everything
 
@@ -163,7 +163,7 @@ def plan_of(dsn: str, params: dict[str, Any]) -> dict[str, Any]:
         **params,
     }
     with psycopg.connect(dsn) as conn:
-        query = "list_tasks_with_rare_status" if full["status"] in RARE_STATUSES else "list_tasks"
+        query = "list_tasks_in_status" if full["status"] in INDEXED_STATUSES else "list_tasks"
         row = conn.execute(
             f"{SQL['test_explain']} {QUERIES[query]}", full, prepare=False
         ).fetchone()
@@ -206,7 +206,7 @@ def test_a_page_is_an_index_scan_under_a_limit_never_a_sort_of_the_table(db_dsn:
     The planner may sort the few rows of a very selective filter (one item of
     one type: 50 rows here) rather than walk an index in order, or the page
     it has read; it never sorts, nor scans, the table. Failed and cancelled,
-    rare, are found by a loose scan of an index of their own.
+    and pending are found by a loose scan of an index of their own.
     """
     with psycopg.connect(db_dsn) as conn:
         conn.execute(SQL["test_fill_tasks"], {"count": 50_000})
@@ -228,7 +228,9 @@ def test_a_page_is_an_index_scan_under_a_limit_never_a_sort_of_the_table(db_dsn:
                 assert bounded or node["Plans"][0]["Plan Rows"] <= 100, (params, node)
         indexes = {node.get("Index Name", "") for node in nodes(plan)}
         expected = (
-            "task_status_rare_newest" if params.get("status") in RARE_STATUSES else "tasks_newest"
+            "task_status_unsettled_newest"
+            if params.get("status") in INDEXED_STATUSES
+            else "tasks_newest"
         )
         assert any(index.startswith(expected) for index in indexes), (params, indexes)
         assert "Hash Join" not in kinds, (params, kinds)

@@ -162,12 +162,14 @@ class OperationsRepository:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-RARE_STATUSES = frozenset({TaskStatus.FAILED.value, TaskStatus.CANCELLED.value})
-"""Statuses with an index of their own (list_tasks_with_rare_status)."""
+INDEXED_STATUSES = frozenset(
+    {TaskStatus.PENDING.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
+)
+"""Statuses whose rows have an index of their own (list_tasks_in_status)."""
 
 
 async def _fetch_tasks(conn: AsyncBoundedConnection, params: dict[str, object]) -> list[_TaskRow]:
-    query = "list_tasks_with_rare_status" if params["status"] in RARE_STATUSES else "list_tasks"
+    query = "list_tasks_in_status" if params["status"] in INDEXED_STATUSES else "list_tasks"
     cursor = conn.cursor(row_factory=class_row(_TaskRow))
     await cursor.execute(QUERIES[query], params, prepare=False)
     return await cursor.fetchall()

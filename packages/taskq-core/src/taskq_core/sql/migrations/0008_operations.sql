@@ -23,13 +23,14 @@ SELECT task_id, min(task_type), min(item_id), count(*)::integer, min(created_at)
 FROM taskq.task_status
 GROUP BY task_id;
 
--- GET /tasks?status=failed|cancelled: those statuses are rare, so walking
--- tasks newest first until a page of them turns up could read the whole
--- table. This index holds only their rows, newest first per status (a status
--- row's created_at is its task's). Pending and success rows, the common
--- ones, are not in it: no cost on the insert or success paths.
-CREATE INDEX task_status_rare_newest ON taskq.task_status (status, created_at, task_id)
-    WHERE status IN ('failed', 'cancelled');
+-- GET /tasks?status=pending|failed|cancelled: walking tasks newest first
+-- until a page of those turns up could read the whole table when they are
+-- rare (no pending task left in a drained system, a few failures). This
+-- index holds only the rows not in success, newest first per status (a
+-- status row's created_at is its task's), so the listing walks it instead.
+-- New rows enter it (pending) at the right edge, as created_at grows.
+CREATE INDEX task_status_unsettled_newest ON taskq.task_status (status, created_at, task_id)
+    WHERE status IN ('pending', 'failed', 'cancelled');
 
 -- A paused type keeps its messages (retries included) queued: workers skip it.
 ALTER TABLE taskq.task_types ADD COLUMN paused boolean NOT NULL DEFAULT false;
