@@ -76,7 +76,8 @@ def test_cancel_one_message(client: TestClient[Litestar], settings: Settings) ->
     ("path", "status"),
     [
         ("/tasks/00000000-0000-0000-0000-000000000000", 404),
-        ("/tasks/not-a-uuid", 404),
+        ("/tasks/not-a-uuid", 400),
+        ("/tasks/not-a-uuid/messages/1", 400),
         ("/tasks/00000000-0000-0000-0000-000000000000/messages/1", 404),
         ("/tasks/00000000-0000-0000-0000-000000000000/messages/x", 404),
         ("/tasks/00000000-0000-0000-0000-000000000000/messages/99999999999999999999999", 404),

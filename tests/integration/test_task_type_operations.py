@@ -80,12 +80,20 @@ def test_figures_of_every_type(
     }
 
 
+def test_pause_without_a_json_content_type_is_refused(client: TestClient[Litestar]) -> None:
+    """A web page could send a bodiless POST cross-origin without a preflight: 415, not a pause."""
+    client.post("/task-types", json={"task_type": "t", "max_rps": 1})
+    response = client.post("/task-types/t/pause")
+    assert response.status_code == 415
+    assert figures(client)["t"]["paused"] is False
+
+
 def test_pause_and_resume_unknown_type_is_404(client: TestClient[Litestar]) -> None:
     for action in ("pause", "resume"):
-        response = client.post(f"/task-types/nope/{action}")
+        response = client.post(f"/task-types/nope/{action}", json={})
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
-    assert client.post("/task-types/nul%00/pause").status_code == 404
+    assert client.post("/task-types/nul%00/pause", json={}).status_code == 404
 
 
 def test_a_paused_type_stays_queued_retries_included_and_resumes_on_every_replica(
@@ -115,7 +123,7 @@ def test_a_paused_type_stays_queued_retries_included_and_resumes_on_every_replic
             },
         )
         wait_until(lambda: target.count() >= 20)
-        response = client.post("/task-types/p/pause")
+        response = client.post("/task-types/p/pause", json={})
         assert response.json() == {"task_type": "p", "paused": True}
         paused_at = time.monotonic()
         assert figures(client)["p"]["paused"] is True
@@ -128,7 +136,8 @@ def test_a_paused_type_stays_queued_retries_included_and_resumes_on_every_replic
         assert pending, "everything was delivered before the pause: nothing was tested"
         assert queue_length(settings.postgres_dsn, "p") == len(pending)
 
-        assert client.post("/task-types/p/resume").json() == {"task_type": "p", "paused": False}
+        resumed = client.post("/task-types/p/resume", json={}).json()
+        assert resumed == {"task_type": "p", "paused": False}
         wait_until(
             lambda: all(
                 row["status"] == "success" for row in statuses(settings.postgres_dsn, task_id)
