@@ -59,10 +59,11 @@ class TaskTypesController(Controller):
         summary="Pause a task type on every worker replica",
         description=(
             "Its messages (retries included) stay queued and are not read; calls already "
-            "under way finish. Every replica stops reading it within a second."
+            "under way finish. Every replica stops reading it within a second. Send "
+            "Content-Type: application/json (the body may be empty), as for every POST."
         ),
         status_code=HTTP_200_OK,
-        responses=read_errors(),
+        responses=error_responses(400, 401, 404, 415, 503),
     )
     async def pause(self, task_type: FromPath[str], operations: Operations) -> TaskTypePause:
         return await operations.set_paused(task_type, paused=True)
@@ -73,7 +74,7 @@ class TaskTypesController(Controller):
         summary="Resume a paused task type",
         description="Its messages are delivered again where they were, within a second.",
         status_code=HTTP_200_OK,
-        responses=read_errors(),
+        responses=error_responses(400, 401, 404, 415, 503),
     )
     async def resume(self, task_type: FromPath[str], operations: Operations) -> TaskTypePause:
         return await operations.set_paused(task_type, paused=False)
