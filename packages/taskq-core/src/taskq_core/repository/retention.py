@@ -49,6 +49,8 @@ class RetentionRepository:
         except DatabaseUnavailableError:
             self.close()
             raise
+        if not self._leader:
+            self.close()  # a replica that does not lead holds no connection between rounds
         return self._leader
 
     def delete_statuses(self, before: datetime, limit: int) -> Deleted:
