@@ -215,7 +215,7 @@ def test_overrides_obey_the_egress_policy(settings: Settings) -> None:
 def test_reprocess_needs_a_filter(client: TestClient[Litestar]) -> None:
     for body in ({}, {"message_ids": []}, {"overrides": {"max_retries": 1}}):
         assert client.post("/dlq/reprocess", json=body).status_code == 400
-    for ids in ([0], ["x"], list(range(1, 10_002))):
+    for ids in ([0], ["x"], list(range(1, 102)), [2**63]):
         response = client.post("/dlq/reprocess", json={"message_ids": ids})
         assert response.status_code == 400
         assert (response.json()["field"] or "").startswith("message_ids")

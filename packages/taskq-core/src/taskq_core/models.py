@@ -33,7 +33,7 @@ Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
 MaxRps = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
 MessageId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # PGMQ ids are bigint
-MessageIds = Annotated[list[MessageId], msgspec.Meta(max_length=1000)]
+MessageIds = Annotated[list[MessageId], msgspec.Meta(max_length=100)]  # bulk: by type or task
 
 
 class ApiOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
