@@ -40,6 +40,14 @@ GUARDED_ROUTES = [
     ("POST", "/task-types"),
     ("GET", "/task-types/sync"),
     ("POST", "/dlq/reprocess"),
+    ("GET", "/tasks"),
+    ("DELETE", UNKNOWN_TASK),
+    ("DELETE", f"{UNKNOWN_TASK}/messages/1"),
+    ("GET", "/task-types"),
+    ("POST", "/task-types/sync/pause"),
+    ("POST", "/task-types/sync/resume"),
+    ("GET", "/dlq"),
+    ("POST", "/dlq/purge"),
     ("GET", "/metrics"),
     ("GET", "/schema/openapi.json"),
     ("GET", "/schema/swagger"),
@@ -64,6 +72,26 @@ def test_every_route_but_the_probes_needs_a_key(secured: TestClient[Litestar], d
             assert payload["error"] == "unauthorized", case
             assert response.headers["www-authenticate"].startswith("Bearer"), case
     assert counts(db_dsn) == (0, 0, 0)
+
+
+def test_the_guarded_list_covers_every_operation(secured: TestClient[Litestar]) -> None:
+    """A new route must be added to GUARDED_ROUTES (or be a probe) to be known as protected."""
+    spec = secured.get("/schema/openapi.json", headers={"X-API-Key": KEYS[0]}).json()
+    listed = {(method, _template(path)) for method, path in GUARDED_ROUTES}
+    for path, operations in spec["paths"].items():
+        for method in operations:
+            if path.startswith("/health/"):
+                continue
+            assert (method.upper(), path) in listed, f"{method.upper()} {path} is not tested"
+
+
+def _template(path: str) -> str:
+    """The spec's template of a concrete path used above."""
+    return (
+        path.replace(UNKNOWN_TASK.removeprefix("/tasks/"), "{task_id}")
+        .replace("/messages/1", "/messages/{message_id}")
+        .replace("/task-types/sync", "/task-types/{task_type}")
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from taskq_core.models import QueuedCall
 from taskq_core.repository.api import ApiRepository
 from taskq_core.settings import Settings
 from tests.support.api import counts
-from tests.support.databases import DLQ
 
 
 async def race(settings: Settings, task_type: str, submitters: int) -> list[object]:
@@ -19,7 +18,7 @@ async def race(settings: Settings, task_type: str, submitters: int) -> list[obje
     await pool.open()
     try:
         # One repository per submitter: separate API processes, no shared cache.
-        repositories = [ApiRepository(pool, dlq_queue_name=DLQ) for _ in range(submitters)]
+        repositories = [ApiRepository(pool) for _ in range(submitters)]
 
         async def submit(repository: ApiRepository) -> list[int]:
             task_id = uuid.uuid4()
@@ -56,7 +55,7 @@ async def race_for_the_last_types(settings: Settings, new_types: int, cap: int) 
     try:
 
         async def submit(number: int) -> list[int]:
-            repository = ApiRepository(pool, dlq_queue_name=DLQ, max_task_types=cap)
+            repository = ApiRepository(pool, max_task_types=cap)
             task_id, task_type = uuid.uuid4(), f"crowd-{number}"
             call = QueuedCall(
                 task_id=str(task_id),

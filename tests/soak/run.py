@@ -40,6 +40,9 @@ WORKER_ENV = {
     "SHUTDOWN_GRACE_PERIOD": "10s",
     "LOG_LEVEL": "warning",
 }
+# SOAK_STATUS_RETENTION (e.g. 60s) runs the retention job at that period, so
+# the report shows whether the status table stays flat under steady load.
+RETENTION_VARIABLE = "SOAK_STATUS_RETENTION"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Load:
     refused: Counter[int] = field(default_factory=Counter)
     errors: int = 0
     task_ids: set[str] = field(default_factory=set)
+    status_rows: list[tuple[float, int]] = field(default_factory=list)  # (seconds, rows)
 
 
 def submit_steadily(base_url: str, url: str, rate: float, until: float, load: Load) -> None:
@@ -93,6 +97,10 @@ def submit_steadily(base_url: str, url: str, rate: float, until: float, load: Lo
                 load.refused[response.status_code] += 1
 
 
+def status_rows(dsn: str) -> int:
+    return sum(status_counts(dsn).values())
+
+
 def status_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {str(s): int(n) for s, n in conn.execute(SQL["soak_status_counts"]).fetchall()}
@@ -109,7 +117,9 @@ class Workers:
     lifetimes: list[RssSeries] = field(default_factory=list)
 
     def start(self) -> None:
-        self.process = start_worker(self.settings, self.log, **WORKER_ENV)
+        retention = os.environ.get(RETENTION_VARIABLE)
+        extra = {"STATUS_RETENTION": retention} if retention else {}
+        self.process = start_worker(self.settings, self.log, **WORKER_ENV, **extra)
         self.lifetimes.append(RssSeries(f"worker {len(self.lifetimes) + 1}"))
 
     def restart(self, *, kill: bool) -> None:
@@ -155,6 +165,7 @@ def run(plan: Plan, admin_dsn: str, workdir: Path) -> dict[str, object]:
                     next_restart = now + plan.restart_every
                 if now - last_report >= 30:
                     last_report = now
+                    load.status_rows.append((elapsed, status_rows(dsn)))
                     print(
                         f"[soak] {elapsed / 60:5.1f} min: accepted {load.accepted_payloads}, "
                         f"delivered {target.count()}, statuses {status_counts(dsn)}, "
@@ -166,11 +177,7 @@ def run(plan: Plan, admin_dsn: str, workdir: Path) -> dict[str, object]:
             # Drain: the last worker delivers what is left, within a bounded time;
             # what it cannot deliver by then is reported as lost or stuck below.
             try:
-                wait_until(
-                    lambda: status_counts(dsn).get("success", 0) >= load.accepted_payloads,
-                    timeout=180,
-                    interval=1.0,
-                )
+                wait_until(lambda: drained(dsn, target, load), timeout=180, interval=1.0)
             except AssertionError:
                 print("[soak] the queue did not drain within 180 s", flush=True)
             assert workers.process is not None
@@ -180,6 +187,14 @@ def run(plan: Plan, admin_dsn: str, workdir: Path) -> dict[str, object]:
         target.stop()
         drop_database(admin_dsn, name)
         drop_database(admin_dsn, template)
+
+
+def drained(dsn: str, target: Target, load: Load) -> bool:
+    """Every accepted payload delivered and nothing pending (retention may delete successes)."""
+    if status_counts(dsn).get("pending", 0):
+        return False
+    keys = {request.headers.get("idempotency-key", "") for request in target.requests_snapshot()}
+    return sum(1 for key in keys if key.split(":")[0] in load.task_ids) >= load.accepted_payloads
 
 
 def judge(
@@ -208,6 +223,8 @@ def judge(
         "lost": load.accepted_payloads - len(accepted_keys),
         "duplicated": sum(count - 1 for count in keys.values()),
         "statuses": status_counts(dsn),
+        "status_retention": os.environ.get(RETENTION_VARIABLE, "off (7d)"),
+        "status_rows_every_30s": [rows for _, rows in load.status_rows],
         "not_delivered_sample": [list(map(str, row)) for row in not_delivered],
         "worker_restarts": dict(workers.restarts),
         "worker_rss_growth_mib_per_lifetime": worker_growth,

@@ -41,3 +41,42 @@ SELECT (SELECT coalesce(sum(octet_length(message::text)), 0) FROM pgmq.read(%(qu
 -- The statistics reach this view within about a second of each transaction.
 SELECT xact_commit + xact_rollback AS transactions
 FROM pg_stat_database WHERE datname = current_database();
+
+-- name: test_explain
+EXPLAIN (FORMAT JSON)
+
+-- name: test_fill_tasks
+-- `count` tasks of one message each, one second apart, over 10 types and 1,000
+-- items; one in a hundred failed, one in a thousand cancelled.
+WITH made AS (
+    INSERT INTO taskq.tasks (task_id, task_type, item_id, payload_count, created_at)
+    SELECT gen_random_uuid(), 'type-' || (g %% 10), 'item-' || (g %% 1000), 1,
+           now() - make_interval(secs => g)
+    FROM generate_series(1, %(count)s) AS g
+    RETURNING task_id, task_type, item_id, created_at
+)
+INSERT INTO taskq.task_status (task_id, payload_id, message_id, task_type, item_id, status,
+                               created_at, updated_at)
+SELECT task_id, 0, 1, task_type, item_id,
+       CASE WHEN extract(epoch FROM created_at)::bigint %% 1000 = 0 THEN 'cancelled'
+            WHEN extract(epoch FROM created_at)::bigint %% 100 = 0 THEN 'failed'
+            ELSE 'success' END,
+       created_at, created_at
+FROM made;
+
+-- name: test_analyze
+ANALYZE taskq.tasks, taskq.task_status;
+
+-- name: test_backdate_statuses
+UPDATE taskq.task_status
+SET updated_at = updated_at - make_interval(secs => %(seconds)s)
+WHERE task_id = %(task_id)s;
+
+-- name: test_backdate_dead_letters
+UPDATE pgmq.q_task_dlq SET enqueued_at = enqueued_at - make_interval(secs => %(seconds)s);
+
+-- name: test_task_rows
+SELECT count(*) FROM taskq.tasks WHERE task_id = %(task_id)s;
+
+-- name: test_dlq_ids
+SELECT msg_id FROM pgmq.q_task_dlq ORDER BY msg_id;

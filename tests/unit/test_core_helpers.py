@@ -25,7 +25,13 @@ def test_named_blocks_parse_and_reject_duplicates() -> None:
 
 
 def test_every_query_is_loaded() -> None:
-    for name in ["enqueue_task", "read_messages", "mark_succeeded", "take_tokens", "read_dlq"]:
+    for name in [
+        "enqueue_task",
+        "read_messages",
+        "mark_succeeded",
+        "take_tokens",
+        "take_dead_letters",
+    ]:
         assert QUERIES[name].strip()
 
 

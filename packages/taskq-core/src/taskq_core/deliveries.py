@@ -111,6 +111,7 @@ class TaskTypeRoute:
     task_type: str
     queue_name: str
     max_rps: float | None
+    paused: bool = False  # POST /task-types/{t}/pause: nothing is read until resumed
 
 
 @dataclass(frozen=True, slots=True)

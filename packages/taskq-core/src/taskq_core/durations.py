@@ -13,8 +13,10 @@ _UNIT_SECONDS = {
     "s": 1.0,
     "m": 60.0,
     "h": 3600.0,
+    # Not Go's, but retention periods are counted in days (STATUS_RETENTION=7d).
+    "d": 86400.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 

@@ -47,10 +47,10 @@ class TooManyTaskTypesError(InvalidFieldError):
 class NotFoundError(TaskqError):
     """The requested resource does not exist."""
 
-    def __init__(self, what: str, key: str) -> None:
+    def __init__(self, what: str, key: str, hint: str = "") -> None:
         self.what = what
         self.key = key
-        super().__init__(f"{what} {key!r} not found")
+        super().__init__(f"{what} {key!r} not found" + (f"; {hint}" if hint else ""))
 
 
 class DatabaseError(TaskqError):

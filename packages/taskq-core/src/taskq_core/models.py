@@ -32,6 +32,8 @@ ItemId = Annotated[str, msgspec.Meta(max_length=1000, pattern=_NO_NUL)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
 MaxRps = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
+MessageId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # PGMQ ids are bigint
+MessageIds = Annotated[list[MessageId], msgspec.Meta(max_length=100)]  # bulk: by type or task
 
 
 class ApiOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -86,6 +88,7 @@ class MessageStatusView(msgspec.Struct, frozen=True):
     http_status: int | None = None
     duration_ms: float | None = None
     created_at: datetime | None = None
+    dlq_message_id: int | None = None  # its id in the DLQ while it is there (status failed)
 
 
 class TaskStatusView(msgspec.Struct, frozen=True):
@@ -111,11 +114,27 @@ class TaskTypeView(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
+class DlqOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Changes applied to the requeued copies (edit and redrive), checked like a submission.
+
+    `headers` are merged over the stored ones (as api_override does); `data`
+    replaces the body when present (null included).
+    """
+
+    url: Url | None = None
+    headers: Headers | None = None
+    data: Any | msgspec.UnsetType = msgspec.UNSET
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+
+
 class DlqReprocess(msgspec.Struct, frozen=True):
-    """Body of POST /dlq/reprocess: which failed messages to send again."""
+    """Body of POST /dlq/reprocess: which failed messages to send again, and what to change."""
 
     task_type: TaskTypeFilter | None = None
     task_id: UUID | None = None
+    # Beyond the reference: DLQ message ids (as GET /dlq lists them) and edits.
+    message_ids: MessageIds | None = None
+    overrides: DlqOverrides | None = None
 
 
 class DlqReprocessed(msgspec.Struct, frozen=True):

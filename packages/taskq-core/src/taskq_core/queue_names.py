@@ -20,3 +20,10 @@ def queue_name_for(task_type: str) -> str:
     readable = _UNSAFE.sub("_", task_type.lower()).strip("_")[:24]
     digest = hashlib.sha1(task_type.encode(), usedforsecurity=False).hexdigest()[:10]
     return f"{QUEUE_PREFIX}{readable}_{digest}" if readable else f"{QUEUE_PREFIX}{digest}"
+
+
+CONFIG_CHANGED = "*"
+"""The `taskq_work` notification payload that means "task types changed, re-read them".
+
+No queue name contains `*`. Sent by pause and resume (sql/queries/operations.sql).
+"""

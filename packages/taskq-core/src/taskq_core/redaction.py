@@ -42,3 +42,26 @@ def loggable_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port is not None else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def redact_url(url: str) -> str:
+    """The url with its password and credential-like query values replaced, for status views.
+
+    Unlike `loggable_url` it keeps the path and the rest of the query, so an
+    operator can still tell calls apart (and edit them) from what is shown.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "[unparseable url]"
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:{REDACTED}@{hostport}"
+    query = "&".join(
+        f"{name}={REDACTED}" if is_sensitive_header(name) and sep else f"{name}{sep}{value}"
+        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))

@@ -79,6 +79,10 @@ class Settings:
     thread_restart_limit: int = 5
     thread_restart_window: float = 60.0
     liveness_timeout: float = 60.0
+    # Retention (worker): how long finished status rows and dead letters are
+    # kept; None keeps them for ever.
+    status_retention: float | None = 7 * 86400.0
+    dlq_retention: float | None = None
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -175,6 +179,12 @@ def _queue_name(raw: str) -> str:
     return raw.lower()
 
 
+def _retention(raw: str) -> float | None:
+    if raw.lower() in {"never", "forever", "off"}:
+        return None
+    return _positive_duration(raw)
+
+
 def _text(raw: str) -> str:
     return raw
 
@@ -258,6 +268,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "thread_restart_limit": _positive_int,
     "thread_restart_window": _positive_duration,
     "liveness_timeout": _positive_duration,
+    "status_retention": _retention,
+    "dlq_retention": _retention,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

@@ -8,7 +8,7 @@ bad batch is rejected whole and the error names the field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from taskq_core.durations import parse_duration
 from taskq_core.egress import EgressPolicy
 from taskq_core.errors import InvalidFieldError, RequestTooLargeError
 from taskq_core.headers import DEFAULT_MAX_HEADERS_SIZE, check_headers
-from taskq_core.models import PayloadSubmit, QueuedCall, TaskSubmit
+from taskq_core.models import DlqOverrides, PayloadSubmit, QueuedCall, TaskSubmit
 
 MAX_TIMEOUT_MS = 600_000
 """Ten minutes: a call that needs longer does not fit a visibility-timeout-based queue."""
@@ -176,3 +176,30 @@ def timeout_to_ms(timeout: int | str | None) -> int | None:
             "timeout", f"must be more than 0 and at most {MAX_TIMEOUT_MS} ms (10m)"
         )
     return milliseconds
+
+
+def redrive_rewriter(
+    overrides: DlqOverrides,
+    policy: EgressPolicy | None = None,
+    *,
+    max_headers_size: int = DEFAULT_MAX_HEADERS_SIZE,
+) -> Callable[[QueuedCall], QueuedCall]:
+    """What POST /dlq/reprocess applies to each requeued call, checked here like a submission."""
+    if overrides.url is not None:
+        check_url("overrides.url", overrides.url, policy or EgressPolicy())
+    if overrides.headers:
+        check_headers("overrides.headers", overrides.headers, max_size=max_headers_size)
+
+    def rewrite(call: QueuedCall) -> QueuedCall:
+        changes: dict[str, object] = {}
+        if overrides.url is not None:
+            changes["url"] = overrides.url
+        if overrides.headers:
+            changes["headers"] = merge_headers(call.headers, overrides.headers)
+        if overrides.data is not msgspec.UNSET:
+            changes["data"] = overrides.data
+        if overrides.max_retries is not None:
+            changes["max_retries"] = overrides.max_retries
+        return msgspec.structs.replace(call, **changes)
+
+    return rewrite

@@ -27,6 +27,8 @@ from taskq_core.database import create_async_pool
 from taskq_core.egress import EgressPolicy
 from taskq_core.logs import configure_logging
 from taskq_core.repository.api import ApiRepository
+from taskq_core.repository.dlq import DlqRepository
+from taskq_core.repository.operations import OperationsRepository
 from taskq_core.schema_version import check_new_connection
 from taskq_core.settings import Settings
 
@@ -59,10 +61,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     pool = create_async_pool(settings, name="taskq-api", check=check_new_connection)
     repository = ApiRepository(
         pool,
-        dlq_queue_name=settings.dlq_queue_name,
-        dlq_visibility_timeout=settings.visibility_timeout,
         max_task_types=settings.max_task_types,
+        status_retention=settings.status_retention,
     )
+    operations = OperationsRepository(pool)
+    dead_letters = DlqRepository(pool, repository, dlq_queue_name=settings.dlq_queue_name)
     limits = Limits(
         max_payloads=settings.max_payloads,
         egress=EgressPolicy.from_settings(settings),
@@ -84,6 +87,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def provide_repository() -> ApiRepository:
         return repository
 
+    async def provide_operations() -> OperationsRepository:
+        return operations
+
+    async def provide_dead_letters() -> DlqRepository:
+        return dead_letters
+
     async def provide_limits() -> Limits:
         return limits
 
@@ -97,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={
             "repository": Provide(provide_repository),
+            "operations": Provide(provide_operations),
+            "dead_letters": Provide(provide_dead_letters),
             "limits": Provide(provide_limits),
         },
         lifespan=[database],

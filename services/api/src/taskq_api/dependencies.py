@@ -13,6 +13,8 @@ from litestar.di import NamedDependency
 from taskq_api.metrics import ApiMetrics
 from taskq_core.egress import EgressPolicy
 from taskq_core.repository.api import ApiRepository
+from taskq_core.repository.dlq import DlqRepository
+from taskq_core.repository.operations import OperationsRepository
 
 
 class Limits:
@@ -46,3 +48,7 @@ RequestLimits: TypeAlias = NamedDependency[Limits]
 """The `limits` dependency."""
 Metrics: TypeAlias = NamedDependency[ApiMetrics]
 """The `metrics` dependency: submission counters."""
+Operations: TypeAlias = NamedDependency[OperationsRepository]
+"""The `operations` dependency: listings, cancellation, pause and resume."""
+DeadLetters: TypeAlias = NamedDependency[DlqRepository]
+"""The `dead_letters` dependency: the DLQ browser, reprocess and purge."""

@@ -129,6 +129,17 @@ class Dispatcher:
         with self._lock:
             self._room.wait(timeout)
 
+    def evict(self, task_type: str) -> list[Delivery]:
+        """Take back the buffered messages of `task_type` that no executor has started."""
+        with self._lock:
+            queue = self._waiting.get(task_type)
+            if not queue:
+                return []
+            evicted = list(queue)
+            queue.clear()
+            self._room.notify_all()
+            return evicted
+
     def close(self) -> list[Delivery]:
         """Stop handing out work; return the buffered messages that never started."""
         with self._lock:

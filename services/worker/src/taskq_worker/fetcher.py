@@ -130,10 +130,25 @@ class Fetcher:
                 self._schedules[task_type].wake_at(now + max(queue.due_in, 0.0))
 
     def _refresh_routes(self) -> None:
-        self._routes = self._repository.routes()
+        routes = self._repository.routes()
+        paused_now = {route.task_type for route in routes if route.paused} - {
+            route.task_type for route in self._routes if route.paused
+        }
+        self._routes = routes
         self._task_types = {route.queue_name: route.task_type for route in self._routes}
+        for task_type in paused_now:
+            self._hand_back(task_type)
         for route in self._routes:
             self._schedules.setdefault(route.task_type, _Schedule())
+
+    def _hand_back(self, task_type: str) -> None:
+        """A type was paused: its buffered, unstarted messages go back to the queue at once."""
+        evicted = self._dispatcher.evict(task_type)
+        if evicted:
+            self._repository.release(evicted)
+            logger.bind(task_type=task_type).info(
+                "task type paused: {} buffered message(s) returned to the queue", len(evicted)
+            )
 
     def _fetch_round(self) -> tuple[bool, bool]:
         """One pass over the types that are due; returns (read anything, some type lacked room)."""
@@ -147,7 +162,7 @@ class Fetcher:
         for route in routes[self._start :] + routes[: self._start]:
             schedule = self._schedules[route.task_type]
             now = self._clock()
-            if schedule.next_at > now or self._stop.is_set():
+            if route.paused or schedule.next_at > now or self._stop.is_set():
                 continue
             room = min(self._dispatcher.room_for(route.task_type), READ_BATCH)
             if room <= 0:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from taskq_core.database import connect, database_errors
 from taskq_core.errors import DatabaseUnavailableError
 from taskq_core.queries import QUERIES
+from taskq_core.queue_names import CONFIG_CHANGED
 from taskq_core.settings import Settings
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.reconnect import Backoff
@@ -55,4 +56,7 @@ class Listener:
             self._wakeups.wake_all()
             while not self._stop.is_set():
                 for notification in conn.notifies(timeout=0.5):
-                    self._wakeups.wake(notification.payload)
+                    if notification.payload == CONFIG_CHANGED:
+                        self._wakeups.wake_all()  # re-reads the task types at once
+                    else:
+                        self._wakeups.wake(notification.payload)

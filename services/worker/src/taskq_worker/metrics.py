@@ -13,6 +13,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from taskq_core.deliveries import Dropped, Failed, Outcome, RetryLater, Succeeded
+from taskq_core.repository.retention import Deleted
 
 _SuccessSeries = tuple[Counter, Histogram, Histogram]
 _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -138,6 +139,14 @@ class WorkerMetrics:
             multiprocess_mode="livemin",
         )
 
+        self.retention_deleted = Counter(
+            "taskq_retention_deleted_rows",
+            "Rows the retention job deleted, by kind (status: status rows of finished "
+            "messages; task: tasks whose last status row went; dead_letter: DLQ messages).",
+            ["kind"],
+            registry=self.registry,
+        )
+
     def watch(
         self,
         *,
@@ -184,6 +193,16 @@ class WorkerMetrics:
         if aside:
             self.task_type_errors.labels(task_type).inc()
         self.task_type_set_aside.labels(task_type).set(1.0 if aside else 0.0)
+
+    def retained(self, deleted: Deleted) -> None:
+        """Count what one retention batch deleted."""
+        for kind, count in (
+            ("status", deleted.statuses),
+            ("task", deleted.tasks),
+            ("dead_letter", deleted.dead_letters),
+        ):
+            if count:
+                self.retention_deleted.labels(kind).inc(count)
 
     def expired(self, task_type: str) -> None:
         """A buffered message left uncalled because it waited past its safe start."""

@@ -26,6 +26,7 @@ from taskq_core.deliveries import Delivery, Failed, Outcome, outcome_for
 from taskq_core.egress import EgressPolicy
 from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.repository.observability import QueueStatsReader
+from taskq_core.repository.retention import RetentionRepository
 from taskq_core.repository.worker import WorkerRepository
 from taskq_core.retry import ErrorKind, Happened
 from taskq_core.settings import Settings
@@ -41,6 +42,7 @@ from taskq_worker.outcome_log import log_outcome, message_context
 from taskq_worker.queue_metrics import QueueStateCollector
 from taskq_worker.recorder import Recorder
 from taskq_worker.redirects import TaskSession
+from taskq_worker.retention import RetentionJob, RetentionPolicy
 from taskq_worker.supervision import Supervision
 from taskq_worker.wakeups import Wakeups
 
@@ -133,6 +135,13 @@ class Supervisor:
             QueueStatsReader(settings),
             self.stop_event,
         )
+        # Every process runs it; the holder of the retention lock is the one that deletes.
+        self.retention = RetentionJob(
+            RetentionRepository(settings),
+            RetentionPolicy(settings.status_retention, settings.dlq_retention),
+            self.metrics,
+            self.stop_event,
+        )
         self._export_queue_state = export_queue_state  # a child leaves it to its parent
         if export_queue_state:
             self._queue_state.register(self.metrics.registry)
@@ -181,6 +190,7 @@ class Supervisor:
         start("listener", self._listener.run)
         if self._export_queue_state:
             start("queue-state", self._queue_state.run)
+        start("retention", self.retention.run)
         recorder = start("recorder", self._recorder.run)
         self._executors = [
             start(f"executor-{number}", self._execute)

@@ -8,54 +8,29 @@ either changes everything it meant to or nothing.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
 import psycopg
 from loguru import logger
-from psycopg.rows import TupleRow, kwargs_row
+from psycopg.rows import kwargs_row
 
-from taskq_core.database import AsyncBoundedConnection, AsyncPool, database_errors, first_line
+from taskq_core.database import AsyncBoundedConnection, AsyncPool, first_line
 from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError, TooManyTaskTypesError
-from taskq_core.models import (
-    DlqReprocessed,
-    MessageStatusView,
-    QueuedCall,
-    TaskStatusView,
-    TaskTypeView,
-)
+from taskq_core.ids import created_at as id_created_at
+from taskq_core.models import MessageStatusView, QueuedCall, TaskStatusView, TaskTypeView
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
+from taskq_core.repository.pooled import pooled_connection
 from taskq_core.status import TaskStatus
 
-REPROCESS_CHUNK = 500
-"""DLQ messages moved per transaction: bounded transactions however large the DLQ is."""
 DEFAULT_MAX_TASK_TYPES = 1000
 """MAX_TASK_TYPES's default: each type costs a PGMQ queue (7 relations) and metric series."""
 PING_TIMEOUT = 1.0
 """Seconds readiness waits for a connection and for its answer."""
-
-
-@dataclass(frozen=True, slots=True)
-class DlqEntry:
-    """A message read from the DLQ, with the identity fields needed to requeue it."""
-
-    dlq_message_id: int
-    text: str
-    task_id: UUID
-    payload_id: int
-    task_type: str
-
-
-class _DlqIdentity(msgspec.Struct):
-    task_id: UUID
-    payload_id: int
-    task_type: str
 
 
 class ApiRepository:
@@ -65,35 +40,20 @@ class ApiRepository:
         self,
         pool: AsyncPool,
         *,
-        dlq_queue_name: str,
-        dlq_visibility_timeout: float = 30.0,
-        reprocess_chunk: int = REPROCESS_CHUNK,
         max_task_types: int = DEFAULT_MAX_TASK_TYPES,
+        status_retention: float | None = None,
     ) -> None:
         self._pool = pool
         self._max_task_types = max_task_types
-        self._dlq = dlq_queue_name
-        self._dlq_vt = max(1, round(dlq_visibility_timeout))
-        self._chunk = reprocess_chunk
+        self._status_retention = status_retention
         # task type -> queue name, filled only after the commit that made the queue
         # exist, so a rolled-back registration is never remembered.
         self._queues: dict[str, str] = {}
 
-    @asynccontextmanager
-    async def _connection(
+    def _connection(
         self, timeout: float | None = None
-    ) -> AsyncIterator[AsyncBoundedConnection]:
-        """A pool connection; `timeout` also bounds each round trip on it (readiness)."""
-        with database_errors():
-            async with self._pool.connection(timeout=timeout) as conn:
-                if timeout is None:
-                    yield conn
-                    return
-                default, conn.response_timeout = conn.response_timeout, timeout
-                try:
-                    yield conn
-                finally:
-                    conn.response_timeout = default
+    ) -> AbstractAsyncContextManager[AsyncBoundedConnection]:
+        return pooled_connection(self._pool, timeout)
 
     async def ping(self, timeout: float = PING_TIMEOUT) -> None:
         """Raise DatabaseUnavailableError unless the database answers within `timeout`."""
@@ -115,7 +75,7 @@ class ApiRepository:
         payloads = [encoder.encode(call.data).decode() for call in calls]
         known = self._queues.get(task_type)
         async with self._connection() as conn, conn.transaction():
-            queue = known or await self._ensure_queue(conn, task_type)
+            queue = known or await self.ensure_queue(conn, task_type)
             if max_rps is not None:
                 await conn.execute(
                     QUERIES["apply_batch_max_rps"], {"task_type": task_type, "max_rps": max_rps}
@@ -142,7 +102,7 @@ class ApiRepository:
         self._queues[task_type] = queue
         return message_ids
 
-    async def _ensure_queue(
+    async def ensure_queue(
         self, conn: AsyncBoundedConnection, task_type: str, *, limited: bool = True
     ) -> str:
         """The type's queue name, registering the type and creating its queue if new.
@@ -189,8 +149,20 @@ class ApiRepository:
             await cursor.execute(QUERIES["task_statuses"], {"task_id": task_id})
             statuses = await cursor.fetchall()
         if not statuses:
-            raise NotFoundError("task", str(task_id))
+            raise NotFoundError("task", str(task_id), self._purged_hint(task_id))
         return TaskStatusView(task_id=task_id, statuses=statuses)
+
+    def _purged_hint(self, task_id: UUID) -> str:
+        """Why an id may be unknown: created before the retention period, its statuses are gone."""
+        created = id_created_at(task_id)
+        if created is None or self._status_retention is None:
+            return ""
+        if datetime.now(UTC) - created < timedelta(seconds=self._status_retention):
+            return ""
+        return (
+            f"it was created on {created:%Y-%m-%d %H:%M} UTC, longer ago than STATUS_RETENTION, "
+            "so its finished statuses were deleted by retention"
+        )
 
     async def configure_task_type(self, task_type: str, max_rps: float | None) -> TaskTypeView:
         """Upsert a type's global rate limit (None: unlimited); creates its queue when new."""
@@ -231,95 +203,6 @@ class ApiRepository:
             raise NotFoundError("task type", task_type)
         return view
 
-    async def reprocess_dlq(self, *, task_type: str | None, task_id: UUID | None) -> DlqReprocessed:
-        """Move matching DLQ messages back to their work queues, one chunk per transaction.
-
-        Each chunk is read with a visibility timeout inside its transaction, so
-        a concurrent call skips the rows this one holds (FOR UPDATE SKIP
-        LOCKED) and no message is requeued twice. Stops at the first short chunk.
-        """
-        selector: dict[str, str] = {}
-        if task_type is not None:
-            selector["task_type"] = task_type
-        if task_id is not None:
-            selector["task_id"] = str(task_id)
-        condition = msgspec.json.encode(selector).decode()
-        message_ids: list[int] = []
-        while True:
-            read, requeued = await self._reprocess_chunk(condition)
-            message_ids.extend(requeued)
-            if requeued:
-                logger.bind(**selector).info(
-                    "requeued {} DLQ message(s), {} so far", len(requeued), len(message_ids)
-                )
-            if read < self._chunk:
-                break
-        return DlqReprocessed(reprocessed_count=len(message_ids), message_ids=message_ids)
-
-    async def _reprocess_chunk(self, condition: str) -> tuple[int, list[int]]:
-        """One transaction: read, requeue, mark pending, delete from the DLQ; (read, new ids)."""
-        new_queues: dict[str, str] = {}
-        async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                QUERIES["read_dlq"],
-                {"dlq": self._dlq, "vt": self._dlq_vt, "qty": self._chunk, "filter": condition},
-            )
-            rows = await cursor.fetchall()
-            entries = [entry for row in rows if (entry := _dlq_entry(row)) is not None]
-            by_type: dict[str, list[DlqEntry]] = defaultdict(list)
-            for entry in entries:
-                by_type[entry.task_type].append(entry)
-            requeued: list[tuple[DlqEntry, int]] = []
-            for name, group in by_type.items():
-                queue = self._queues.get(name) or await self._ensure_queue(
-                    conn, name, limited=False
-                )
-                new_queues[name] = queue
-                cursor = await conn.execute(
-                    QUERIES["requeue_messages"],
-                    {"queue": queue, "messages": [entry.text for entry in group]},
-                )
-                ids = [int(row[0]) for row in await cursor.fetchall()]
-                requeued.extend(zip(group, ids, strict=True))
-                await conn.execute(QUERIES["notify_work"], {"queue": queue})
-            if requeued:
-                await conn.execute(
-                    QUERIES["mark_requeued"],
-                    {
-                        "task_ids": [entry.task_id for entry, _ in requeued],
-                        "payload_ids": [entry.payload_id for entry, _ in requeued],
-                        "message_ids": [new_id for _, new_id in requeued],
-                    },
-                )
-                await conn.execute(
-                    QUERIES["delete_messages"],
-                    {
-                        "queue": self._dlq,
-                        "message_ids": [entry.dlq_message_id for entry, _ in requeued],
-                    },
-                )
-        self._queues.update(new_queues)
-        return len(rows), [new_id for _, new_id in requeued]
-
-
-def _dlq_entry(row: TupleRow) -> DlqEntry | None:
-    """Identity of one DLQ row, or None (logged, left in the DLQ) if it is not a taskq message."""
-    dlq_message_id, text = int(row[0]), str(row[1])
-    try:
-        identity = msgspec.json.decode(text, type=_DlqIdentity)
-    except msgspec.DecodeError as error:
-        logger.warning(
-            "DLQ message {} is not a taskq call, left in place: {}", dlq_message_id, error
-        )
-        return None
-    return DlqEntry(
-        dlq_message_id=dlq_message_id,
-        text=text,
-        task_id=identity.task_id,
-        payload_id=identity.payload_id,
-        task_type=identity.task_type,
-    )
-
 
 def _message_status(
     *,
@@ -335,6 +218,7 @@ def _message_status(
     http_status: int | None,
     duration_ms: float | None,
     created_at: datetime,
+    dlq_message_id: int | None,
 ) -> MessageStatusView:
     # The payload is passed through as the stored JSON text, never re-parsed.
     return MessageStatusView(
@@ -350,6 +234,7 @@ def _message_status(
         http_status=http_status,
         duration_ms=duration_ms,
         created_at=created_at,
+        dlq_message_id=dlq_message_id,
     )
 
 

@@ -24,6 +24,7 @@ class QueueStats:
     oldest_age_seconds: int
     retrying: int
     max_rps: float | None  # None: no limit
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""POST /task-types (set a type's global rate limit) and GET /task-types/{task_type}."""
+"""/task-types: rate limits (the reference's routes), live figures, pause and resume."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from taskq_api.dependencies import Repository
-from taskq_api.responses import read_errors, write_errors
+from taskq_api.dependencies import Operations, Repository
+from taskq_api.responses import error_responses, read_errors, write_errors
 from taskq_core.models import TaskTypeConfigure, TaskTypeView
+from taskq_core.operation_models import TaskTypeList, TaskTypePause
 
 
 class TaskTypesController(Controller):
@@ -31,6 +32,18 @@ class TaskTypesController(Controller):
         return await repository.configure_task_type(data.task_type, data.max_rps)
 
     @get(
+        operation_id="listTaskTypes",
+        summary="Every task type with its configuration and live figures",
+        description=(
+            "backlog, visible now, in flight, retrying, oldest message age, DLQ depth and "
+            "the effective rate (successes per second over the last minute)."
+        ),
+        responses=error_responses(401, 503),
+    )
+    async def list_types(self, operations: Operations) -> TaskTypeList:
+        return TaskTypeList(task_types=await operations.task_types())
+
+    @get(
         "/{task_type:str}",
         operation_id="getTaskType",
         summary="A task type's configuration",
@@ -39,3 +52,29 @@ class TaskTypesController(Controller):
     )
     async def read(self, task_type: FromPath[str], repository: Repository) -> TaskTypeView:
         return await repository.get_task_type(task_type)
+
+    @post(
+        "/{task_type:str}/pause",
+        operation_id="pauseTaskType",
+        summary="Pause a task type on every worker replica",
+        description=(
+            "Its messages (retries included) stay queued and are not read; calls already "
+            "under way finish. Every replica stops reading it within a second. Send "
+            "Content-Type: application/json (the body may be empty), as for every POST."
+        ),
+        status_code=HTTP_200_OK,
+        responses=error_responses(400, 401, 404, 415, 503),
+    )
+    async def pause(self, task_type: FromPath[str], operations: Operations) -> TaskTypePause:
+        return await operations.set_paused(task_type, paused=True)
+
+    @post(
+        "/{task_type:str}/resume",
+        operation_id="resumeTaskType",
+        summary="Resume a paused task type",
+        description="Its messages are delivered again where they were, within a second.",
+        status_code=HTTP_200_OK,
+        responses=error_responses(400, 401, 404, 415, 503),
+    )
+    async def resume(self, task_type: FromPath[str], operations: Operations) -> TaskTypePause:
+        return await operations.set_paused(task_type, paused=False)

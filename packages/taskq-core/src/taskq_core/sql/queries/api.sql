@@ -41,7 +41,12 @@ SELECT taskq.configure_rate(task_type, max_rps) FROM changed;
 -- type); WITH ORDINALITY pairs each new message id with its payload. The
 -- notification is delivered at commit, so a worker never wakes before the
 -- messages are visible.
-WITH sent AS (
+-- The batch's row in taskq.tasks (what GET /tasks lists) is written by the
+-- same statement.
+WITH task AS (
+    INSERT INTO taskq.tasks (task_id, task_type, item_id, payload_count)
+    VALUES (%(task_id)s, %(task_type)s, %(item_id)s, cardinality(%(payloads)s::jsonb[]))
+), sent AS (
     SELECT s.message_id, (s.position - 1)::integer AS payload_id
     FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
 ), inserted AS (
@@ -64,7 +69,7 @@ SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_times
 
 -- name: task_statuses
 SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,
-       updated_at, payload_id, http_status, duration_ms, created_at
+       updated_at, payload_id, http_status, duration_ms, created_at, dlq_message_id
 FROM taskq.task_status
 WHERE task_id = %(task_id)s
 ORDER BY payload_id;
@@ -84,25 +89,6 @@ SELECT taskq.configure_rate(%(task_type)s, %(max_rps)s);
 SELECT task_type, max_rps, created_at, updated_at
 FROM taskq.task_types
 WHERE task_type = %(task_type)s;
-
--- name: read_dlq
--- Reading (rather than selecting) takes the rows with FOR UPDATE SKIP LOCKED
--- and hides them, so concurrent reprocess calls never take the same message.
-SELECT msg_id, message::text AS message
-FROM pgmq.read(%(dlq)s, %(vt)s, %(qty)s, %(filter)s::jsonb);
-
--- name: requeue_messages
-SELECT message_id
-FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
-ORDER BY position;
-
--- name: mark_requeued
-UPDATE taskq.task_status AS s
-SET status = 'pending', attempt = 0, error = '', http_status = NULL, duration_ms = NULL,
-    message_id = u.message_id, dlq_message_id = NULL, updated_at = now()
-FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[])
-     AS u(task_id, payload_id, message_id)
-WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id AND s.status = 'failed';
 
 -- name: delete_messages
 SELECT pgmq.delete(%(queue)s, %(message_ids)s::bigint[]);
