@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from loguru import logger
 
 from taskq_api.auth import api_key_guard, security_components, security_requirements
+from taskq_api.console import console_router
 from taskq_api.content_type import require_json
 from taskq_api.controllers.dlq import DlqController
 from taskq_api.controllers.docs import (
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             SwaggerAliasController,
             swagger_assets_router(),
+            console_router(pool, settings.api_keys),
         ],
         dependencies={
             "repository": Provide(provide_repository),
