@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 
 from taskq_core.settings import Settings
-from tests.support.api import counts, dlq_length, fail_everything
+from tests.support.api import counts, dlq_length, fail_everything, queue_length
 from tests.support.api_process import running_api
 from tests.support.databases import DLQ
 from tests.support.processes import BIN
@@ -292,3 +292,57 @@ def test_migrate_runs_the_service_script(db_dsn: str) -> None:
     assert result.returncode == 0, result.stderr
     broken = taskq("http://unused", "migrate", POSTGRES_DSN="postgresql://127.0.0.1:9/none")
     assert broken.returncode != 0
+
+
+def test_day_two_commands(api: str, db_dsn: str) -> None:
+    """tasks list, types list/pause/resume, cancel, dlq list/purge/reprocess with edits."""
+    url = "http://127.0.0.1:9/x"
+    alpha = taskq(api, "submit", "-", "--url", url, "--task-type", "alpha", "--item-id", "i1",
+                  stdin=b"1\n2\n").stdout.strip()  # fmt: skip
+    beta = taskq(api, "submit", "-", "--url", url, "--task-type", "beta",
+                 stdin=b"3\n").stdout.strip()  # fmt: skip
+
+    listed = json.loads(taskq(api, "tasks", "list", "--json").stdout)
+    assert [task["task_id"] for task in listed["tasks"]] == [beta, alpha]
+    only_alpha = taskq(api, "tasks", "list", "--task-type", "alpha")
+    assert alpha in only_alpha.stdout
+    assert beta not in only_alpha.stdout
+    pages = taskq(api, "tasks", "list", "--limit", "1", "--all", "--json").stdout.splitlines()
+    assert [json.loads(page)["tasks"][0]["task_id"] for page in pages] == [beta, alpha]
+    one_page = taskq(api, "tasks", "list", "--limit", "1")
+    assert "more: --cursor " in one_page.stderr
+
+    shown = taskq(api, "types", "list")
+    assert re.search(r"alpha\s*│[^\n]*│\s*2\s*│", shown.stdout), shown.stdout
+    assert taskq(api, "types", "pause", "alpha").stdout.strip() == "alpha: paused"
+    types = json.loads(taskq(api, "types", "list", "--json").stdout)["task_types"]
+    assert {entry["task_type"]: entry["paused"] for entry in types} == {
+        "alpha": True,
+        "beta": False,
+    }
+    assert taskq(api, "types", "resume", "alpha").returncode == 0
+    unknown = taskq(api, "types", "pause", "nope")
+    assert unknown.returncode == 1
+    assert "404 not_found" in unknown.stderr
+
+    cancelled = taskq(api, "cancel", beta, "--yes", "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["cancelled_count"] == 1
+    assert "cancelled" in taskq(api, "status", beta).stdout
+    assert taskq(api, "cancel", beta).returncode == 2  # no terminal and no --yes
+
+    assert fail_everything(db_dsn, "alpha", DLQ) == 2
+    letters = json.loads(taskq(api, "dlq", "list", "--json").stdout)["dead_letters"]
+    assert len(letters) == 2
+    assert "alpha" in taskq(api, "dlq", "list").stdout
+    first, second = (letter["message_id"] for letter in letters)
+    purged = taskq(api, "dlq", "purge", "--message-id", str(first), "--yes", "--json")
+    assert json.loads(purged.stdout) == {"purged_count": 1}
+    edited = taskq(
+        api, "dlq", "reprocess", "--message-id", str(second), "--set-data", '{"edited": true}'
+    )
+    assert edited.stdout.strip() == "reprocessed 1 message(s)", edited.stderr
+    after = json.loads(taskq(api, "status", alpha, "--json").stdout)["statuses"]
+    assert sorted(entry["status"] for entry in after) == ["failed", "pending"]
+    assert queue_length(db_dsn, "alpha") == 1
+    assert taskq(api, "dlq", "list", "--json").stdout.count("message_id") == 0

@@ -246,24 +246,41 @@ def reprocess(
 Examples:
   taskq dlq purge --task-type sync          # asks first
   taskq dlq purge --task-id 7c0e… --yes
+  taskq dlq purge --message-id 12 --message-id 13 --yes
 """
 )
 @click.option("--task-type")
 @click.option("--task-id")
+@click.option("--message-id", "message_ids", type=int, multiple=True, help="Repeatable.")
 @yes_option
 @json_option
 @click.pass_obj
 def purge(
-    client: ApiClient, task_type: str | None, task_id: str | None, yes: bool, as_json: bool
+    client: ApiClient,
+    /,
+    *,
+    task_type: str | None,
+    task_id: str | None,
+    message_ids: tuple[int, ...],
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """Delete dead letters for good (a filter is required)."""
-    if task_type is None and task_id is None:
-        raise click.UsageError("give --task-type or --task-id: purging everything is refused")
+    if task_type is None and task_id is None and not message_ids:
+        raise click.UsageError(
+            "give --task-type, --task-id or --message-id: purging everything is refused"
+        )
     scope = " and ".join(
-        f"{name} {value}" for name, value in (("type", task_type), ("task", task_id)) if value
+        f"{name} {value}"
+        for name, value in (
+            ("type", task_type),
+            ("task", task_id),
+            ("messages", ",".join(map(str, message_ids))),
+        )
+        if value
     )
     confirm(f"Delete the dead letters of {scope} for good?", yes=yes)
-    body = {"task_type": task_type, "task_id": task_id}
+    body = {"task_type": task_type, "task_id": task_id, "message_ids": list(message_ids) or None}
     reply = client.call(
         PURGE_DLQ, json={name: value for name, value in body.items() if value is not None}
     )
