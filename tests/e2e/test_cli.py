@@ -6,19 +6,21 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 
 from taskq_core.settings import Settings
 from tests.support.api import counts, dlq_length, fail_everything, queue_length
 from tests.support.api_process import running_api
 from tests.support.databases import DLQ
-from tests.support.processes import BIN
-from tests.support.target import Reply, Target
+from tests.support.processes import BIN, settings_environment
+from tests.support.target import Reply, Target, wait_until
 from tests.support.worker import running_worker
 
 SPEC = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
@@ -346,3 +348,34 @@ def test_day_two_commands(api: str, db_dsn: str) -> None:
     assert sorted(entry["status"] for entry in after) == ["failed", "pending"]
     assert queue_length(db_dsn, "alpha") == 1
     assert taskq(api, "dlq", "list", "--json").stdout.count("message_id") == 0
+
+
+def test_dev_runs_what_make_run_runs(settings: Settings, tmp_path: Path) -> None:
+    """`taskq dev` against POSTGRES_DSN: migrate, API and worker up; Ctrl-C stops all, exit 0."""
+    environment = settings_environment(settings)
+    log = tmp_path / "dev.log"
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [str(BIN / "taskq"), "dev"], env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        ready = f"http://127.0.0.1:{environment['PORT']}/health/ready"
+
+        def answers() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return httpx.get(ready, timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answers, timeout=60, interval=0.2)
+        submitted = taskq(
+            f"http://127.0.0.1:{environment['PORT']}", "submit", "-", "--url", "http://h/x",
+            stdin=b"1\n",
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()

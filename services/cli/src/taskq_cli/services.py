@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import click
 
-DEV_MODULE = "taskq_core.devrun"
+DEV_MODULES = ("taskq_dev.devrun", "taskq_core.devrun")
+"""Where `make run`'s launcher lives: the dev-only member, or core in older checkouts."""
 
 
 def script(name: str) -> str:
@@ -29,6 +31,19 @@ def script(name: str) -> str:
             "(`make install` in the repository) to start them from the CLI"
         )
     return found
+
+
+def dev_module() -> str:
+    """The importable launcher module; found by name so the CLI imports no taskq code."""
+    for name in DEV_MODULES:
+        try:
+            if find_spec(name) is not None:
+                return name
+        except ModuleNotFoundError:
+            continue
+    raise click.ClickException(
+        "taskq dev needs the development tools: run `make install` in the repository"
+    )
 
 
 def replace_process(argv: list[str]) -> None:
@@ -60,4 +75,4 @@ def worker() -> None:
 )
 def dev() -> None:
     """What `make run` does: a local PostgreSQL if POSTGRES_DSN is unset, migrate, API + worker."""
-    replace_process([sys.executable, "-m", DEV_MODULE])
+    replace_process([sys.executable, "-m", dev_module()])
