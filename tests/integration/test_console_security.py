@@ -95,11 +95,13 @@ def test_every_state_changing_form_needs_the_csrf_token(console: TestClient[Lite
     [
         ("/ui/types/rate", {"task_type": "x", "max_rps": "1e400"}, 400, "max_rps"),
         ("/ui/types/rate", {"task_type": "x", "max_rps": "-1"}, 400, "max_rps"),
+        ("/ui/types/rate", {"task_type": "x", "max_rps": "nan"}, 400, "max_rps"),
         ("/ui/types/rate", {"task_type": "a\x00b", "max_rps": "1"}, 400, "task_type"),
         ("/ui/types/rate", {"task_type": "t" * 201}, 400, "task_type"),
         ("/ui/types/pause", {"task_type": "never-seen"}, 404, "never-seen"),
         ("/ui/dlq/confirm", {"action": "purge"}, 400, "select at least one"),
-        ("/ui/dlq/confirm", {"action": "purge", "message_id": "9" * 30}, 400, "bigint"),
+        ("/ui/dlq/confirm", {"action": "purge", "message_id": "9" * 30}, 400, "message ids"),
+        ("/ui/dlq/confirm", {"action": "purge", "message_id": "0"}, 400, "message ids"),
         ("/ui/dlq/confirm", {"action": "drop", "message_id": "1"}, 400, "reprocess or purge"),
         (
             "/ui/dlq/confirm",

@@ -8,7 +8,6 @@ DLQ actions go through a confirmation page that repeats what will happen.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,14 +19,13 @@ from taskq_api.console.access import checked_form
 from taskq_api.console.rendering import render
 from taskq_api.dependencies import DeadLetters, Operations, Repository, RequestLimits
 from taskq_core.errors import InvalidFieldError
-from taskq_core.models import DlqOverrides, TaskTypeName
+from taskq_core.models import DlqOverrides, MaxRps, MessageIds, TaskTypeName
 from taskq_core.repository.dlq import DlqSelection
 from taskq_core.submission import redrive_rewriter
 
 Form = dict[str, list[str]]
 AnyRequest = Request[Any, Any, Any]
 DLQ_ACTIONS = ("reprocess", "purge")
-BIGINT_MAX = 2**63 - 1
 
 
 def _one(form: Form, name: str) -> str:
@@ -42,28 +40,28 @@ def _task_type(form: Form) -> str:
 
 
 def _max_rps(form: Form) -> float | None:
+    """The rate limit typed in (empty: unlimited), under the API's own rule for max_rps."""
     text = _one(form, "max_rps")
     if not text:
         return None
     try:
-        value = float(text)
-    except ValueError:
-        raise InvalidFieldError("max_rps", "max_rps must be a number (empty: unlimited)") from None
-    if not math.isfinite(value) or not 0 < value <= 1_000_000:
-        raise InvalidFieldError("max_rps", "max_rps must be above 0 and at most 1000000")
-    return value
+        return msgspec.convert(float(text), MaxRps)
+    except (ValueError, msgspec.ValidationError) as error:
+        raise InvalidFieldError("max_rps", f"max_rps (empty: unlimited): {error}") from None
 
 
 def _message_ids(form: Form) -> list[int]:
+    """The selected dead letters, under the API's own rule for message_ids."""
     try:
         ids = sorted({int(value) for value in form.get("message_id", [])})
     except ValueError:
         raise InvalidFieldError("message_id", "message ids are whole numbers") from None
     if not ids:
         raise InvalidFieldError("message_id", "select at least one dead letter")
-    if len(ids) > 10_000 or ids[0] < 1 or ids[-1] > BIGINT_MAX:
-        raise InvalidFieldError("message_id", "between 1 and 10000 message ids, each a bigint")
-    return ids
+    try:
+        return msgspec.convert(ids, MessageIds)
+    except msgspec.ValidationError as error:
+        raise InvalidFieldError("message_id", f"message ids: {error}") from None
 
 
 def _overrides(form: Form) -> DlqOverrides | None:
