@@ -160,3 +160,23 @@ def test_without_keys_the_console_is_open_but_forms_still_need_csrf(settings: Se
     with api_client(settings) as client:
         assert client.get("/ui/").status_code == 200
         assert client.post("/ui/types/pause", data={"task_type": "x"}).status_code == 403
+
+
+def test_task_search_by_id_and_pages(console: TestClient[Litestar]) -> None:
+    log_in(console)
+    ids = [
+        console.post("/tasks", json=batch(1), headers={"X-API-Key": KEY}).json()["task_id"]
+        for _ in range(27)
+    ]
+    found = console.get(f"/ui/tasks?task_id={ids[0]}", follow_redirects=False)
+    assert found.headers["location"] == f"/ui/tasks/{ids[0]}"
+    first = console.get("/ui/tasks?task_type=sync")
+    assert first.text.count('<a href="/ui/tasks/') == 25
+    assert ids[-1] in first.text  # newest first
+    next_link = re.search(r'<a class="next" href="([^"]+)"', first.text)
+    assert next_link is not None
+    second = console.get(next_link.group(1).replace("&amp;", "&"))
+    assert second.status_code == 200
+    assert second.text.count('<a href="/ui/tasks/') == 2
+    assert ids[0] in second.text
+    assert '<a class="next"' not in second.text
