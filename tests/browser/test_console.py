@@ -141,4 +141,9 @@ def test_an_operator_session_in_the_console(
         types = {entry["task_type"]: entry for entry in api.get("/task-types").json()["task_types"]}
         assert types["billing"]["paused"] is True
 
+        # A login that expires under a refreshing overview leads to the login form.
+        page.click("nav >> text=Overview")
+        page.context.clear_cookies(name="taskq_console_key")
+        expect(page).to_have_url(f"{base_url}/ui/login", timeout=15_000)
+
     assert browser.blocked == []

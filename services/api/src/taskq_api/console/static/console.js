@@ -8,7 +8,9 @@ function refresh(region) {
   const tick = async () => {
     try {
       const reply = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
-      if (reply.ok) {
+      if (reply.redirected && new URL(reply.url).pathname === "/ui/login") {
+        window.location.assign("/ui/login");  // the login expired: never paint the form in place
+      } else if (reply.ok) {
         region.innerHTML = await reply.text();
         region.dataset.refreshedAt = new Date().toISOString();
       } else if (reply.status === 401) {
