@@ -130,10 +130,13 @@ def test_swagger_assets_are_public_but_not_the_spec(secured: TestClient[Litestar
     assert secured.get("/static/swagger-ui/favicon-32x32.png").status_code == 200
     assert secured.get("/static/swagger-ui/../../../etc/passwd").status_code == 404
     assert secured.get("/schema/swagger").status_code == 401
-    page = secured.get("/schema/swagger", headers={"X-API-Key": KEYS[0]}).text
-    assert "/static/swagger-ui/swagger-ui-bundle.js" in page
-    assert "cdn." not in page
-    assert "unpkg" not in page
+    for path in ("/schema", "/schema/swagger"):  # the only renderers exposed
+        page = secured.get(path, headers={"X-API-Key": KEYS[0]}).text
+        assert "/static/swagger-ui/swagger-ui-bundle.js" in page, path
+        assert "cdn." not in page, path
+        assert "unpkg" not in page, path
+    for other in ("/schema/redoc", "/schema/scalar", "/schema/rapidoc", "/schema/elements"):
+        assert secured.get(other, headers={"X-API-Key": KEYS[0]}).status_code == 404, other
 
 
 def test_without_keys_the_api_stays_open(settings: Settings) -> None:
