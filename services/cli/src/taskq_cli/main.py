@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import click
 
-from taskq_cli.admin import cancel, dlq, tasks, types
 from taskq_cli.client import DEFAULT_URL, ApiClient
+from taskq_cli.dlq import dlq
 from taskq_cli.services import api, dev, migrate, worker
 from taskq_cli.status import status
 from taskq_cli.submit import submit
+from taskq_cli.task_types import types
+from taskq_cli.tasks import cancel, tasks
 
 
 @click.group(
