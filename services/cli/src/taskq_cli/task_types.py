@@ -81,7 +81,8 @@ def set_type(
 
 
 def _switch(client: ApiClient, route: Route, task_type: str, as_json: bool, done: str) -> None:
-    reply = client.call(route, task_type=task_type)
+    # Every POST carries a JSON body (the API refuses others with 415), even an empty one.
+    reply = client.call(route, json={}, task_type=task_type)
     if as_json:
         print_json(reply)
     else:
