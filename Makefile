@@ -8,7 +8,7 @@ PIP_VERSION := 26.3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.taskq-installed
-MEMBERS := packages/taskq-core services/api services/worker
+MEMBERS := packages/taskq-core services/api services/worker services/cli
 MEMBER_FILES := $(foreach member,$(MEMBERS),$(member)/pyproject.toml)
 
 .PHONY: help lock install run run-api run-worker migrate test lint format openapi bench bench-peers bench-quick soak fuzz clean

@@ -122,6 +122,23 @@ def test_probes_are_open_and_metrics_only_when_public(settings: Settings) -> Non
             assert client.get(UNKNOWN_TASK).status_code == 401
 
 
+def test_swagger_assets_are_public_but_not_the_spec(secured: TestClient[Litestar]) -> None:
+    """Vendor JS/CSS carry no data; the spec and the docs page still need a key."""
+    css = secured.get("/static/swagger-ui/swagger-ui.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert secured.get("/static/swagger-ui/favicon-32x32.png").status_code == 200
+    assert secured.get("/static/swagger-ui/../../../etc/passwd").status_code == 404
+    assert secured.get("/schema/swagger").status_code == 401
+    for path in ("/schema", "/schema/swagger"):  # the only renderers exposed
+        page = secured.get(path, headers={"X-API-Key": KEYS[0]}).text
+        assert "/static/swagger-ui/swagger-ui-bundle.js" in page, path
+        assert "cdn." not in page, path
+        assert "unpkg" not in page, path
+    for other in ("/schema/redoc", "/schema/scalar", "/schema/rapidoc", "/schema/elements"):
+        assert secured.get(other, headers={"X-API-Key": KEYS[0]}).status_code == 404, other
+
+
 def test_without_keys_the_api_stays_open(settings: Settings) -> None:
     with api_client(settings) as client:
         assert client.post("/tasks", json=batch(1)).status_code == 201

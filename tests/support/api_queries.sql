@@ -80,3 +80,6 @@ SELECT count(*) FROM taskq.tasks WHERE task_id = %(task_id)s;
 
 -- name: test_dlq_ids
 SELECT msg_id FROM pgmq.q_task_dlq ORDER BY msg_id;
+
+-- name: test_analyze_statuses
+ANALYZE taskq.task_status;

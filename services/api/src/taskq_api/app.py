@@ -9,13 +9,17 @@ from importlib.metadata import version
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from loguru import logger
 
 from taskq_api.auth import api_key_guard, security_components, security_requirements
+from taskq_api.console import console_router
 from taskq_api.content_type import require_json
 from taskq_api.controllers.dlq import DlqController
-from taskq_api.controllers.docs import SwaggerAliasController
+from taskq_api.controllers.docs import (
+    SwaggerAliasController,
+    swagger_assets_router,
+    swagger_render_plugin,
+)
 from taskq_api.controllers.health import HealthController
 from taskq_api.controllers.task_types import TaskTypesController
 from taskq_api.controllers.tasks import TasksController
@@ -43,7 +47,7 @@ def openapi_config(*, keys_required: bool = False) -> OpenAPIConfig:
             "with global rate limits, retries and a DLQ. Compatible with pgmq-taskq."
         ),
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[swagger_render_plugin()],
         components=security_components(),
         security=security_requirements(required=keys_required),
     )
@@ -103,6 +107,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DlqController,
             HealthController,
             SwaggerAliasController,
+            swagger_assets_router(),
+            console_router(pool, settings.api_keys),
         ],
         dependencies={
             "repository": Provide(provide_repository),

@@ -22,6 +22,8 @@ from litestar.types import Guard
 
 PROBE_PATHS = frozenset({"/health/live", "/health/ready"})
 """Orchestrators probe these without credentials."""
+PUBLIC_OPT = "public"
+"""Handlers with `opt={PUBLIC_OPT: True}` (vendor assets, the console's login page) need no key."""
 METRICS_PATH = "/metrics"
 BEARER_SCHEME = "bearerAuth"
 HEADER_SCHEME = "apiKeyHeader"
@@ -58,9 +60,9 @@ def api_key_guard(keys: Iterable[str], *, metrics_public: bool) -> Guard:
     open_paths = public_paths(metrics_public=metrics_public)
 
     def require_api_key(
-        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
-        if connection.scope.get("path_template") in open_paths:
+        if connection.scope.get("path_template") in open_paths or handler.opt.get(PUBLIC_OPT):
             return
         presented = presented_key(connection.headers)
         if presented is None:

@@ -1,0 +1,1 @@
+"""taskq's command line (`taskq --help`)."""
