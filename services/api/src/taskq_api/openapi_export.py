@@ -23,13 +23,13 @@ def openapi_document() -> dict[str, Any]:
     # Default settings: building the app opens no connection, so no database is needed.
     # A placeholder key: the published contract is the secured one (SECURITY.md).
     secured = Settings(api_keys=("placeholder-key-not-used",))
-    document: dict[str, Any] = _with_clean_descriptions(
+    document: dict[str, Any] = with_clean_descriptions(
         create_app(secured).openapi_schema.to_schema()
     )
     return document
 
 
-def _with_clean_descriptions(node: Any) -> Any:
+def with_clean_descriptions(node: Any) -> Any:
     """`node` with every `description` text dedented as `inspect.cleandoc` does.
 
     Litestar copies an Enum's docstring verbatim, and Python 3.13 strips the
@@ -40,11 +40,11 @@ def _with_clean_descriptions(node: Any) -> Any:
         return {
             key: inspect.cleandoc(value)
             if key == "description" and isinstance(value, str)
-            else _with_clean_descriptions(value)
+            else with_clean_descriptions(value)
             for key, value in node.items()
         }
     if isinstance(node, list):
-        return [_with_clean_descriptions(item) for item in node]
+        return [with_clean_descriptions(item) for item in node]
     return node
 
 
