@@ -47,20 +47,22 @@ migrate: install ## Install PGMQ and taskq's schema into POSTGRES_DSN (idempoten
 test: install ## Run the whole test suite (needs a PostgreSQL: TASKQ_TEST_DSN, Docker, or the embedded one)
 	$(BIN)/pytest
 
+# Skipped versions are named first, so that pytest's closing line stays the last line.
 test-all: ## Run the whole test suite once per supported Python on this machine (.venv-3.X each)
-	@set -euo pipefail; ran=""; \
+	@set -euo pipefail; plan=""; \
 	for version in $(SUPPORTED_PYTHONS); do \
-	  interpreter=$$(.ci/find-python "$$version") || { echo "Python $$version: not found, skipped"; continue; }; \
-	  venv=.venv-$$version; \
+	  if interpreter=$$(.ci/find-python "$$version"); then plan="$$plan $$version=$$interpreter"; \
+	  else echo "Python $$version: not found here, skipped"; fi; \
+	done; \
+	[ -n "$$plan" ] || { echo "no supported Python found ($(SUPPORTED_PYTHONS))" >&2; exit 1; }; \
+	for entry in $$plan; do \
+	  version=$${entry%%=*}; interpreter=$${entry#*=}; venv=.venv-$$version; \
 	  if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$$version" ]; then \
 	    venv=$(VENV); \
 	  fi; \
 	  echo "=== Python $$version ($$interpreter, $$venv)"; \
 	  $(MAKE) --no-print-directory test PYTHON="$$interpreter" VENV=$$venv; \
-	  ran="$$ran $$version"; \
-	done; \
-	[ -n "$$ran" ] || { echo "no supported Python found ($(SUPPORTED_PYTHONS))" >&2; exit 1; }; \
-	echo "the suite passed on Python$$ran"
+	done
 
 lint: install ## ruff, mypy (strict), the import contracts and the declared dependencies
 	$(BIN)/ruff check .
