@@ -47,7 +47,9 @@ migrate: install ## Install PGMQ and taskq's schema into POSTGRES_DSN (idempoten
 test: install ## Run the whole test suite (needs a PostgreSQL: TASKQ_TEST_DSN, Docker, or the embedded one)
 	$(BIN)/pytest
 
-# Skipped versions are named first, so that pytest's closing line stays the last line.
+# Every found version runs even after one fails (a flake on one hides nothing on the
+# others); skipped versions are named first, so that on success pytest's closing line
+# stays the last line of the output.
 test-all: ## Run the whole test suite once per supported Python on this machine (.venv-3.X each)
 	@set -euo pipefail; plan=""; \
 	for version in $(SUPPORTED_PYTHONS); do \
@@ -55,14 +57,16 @@ test-all: ## Run the whole test suite once per supported Python on this machine 
 	  else echo "Python $$version: not found here, skipped"; fi; \
 	done; \
 	[ -n "$$plan" ] || { echo "no supported Python found ($(SUPPORTED_PYTHONS))" >&2; exit 1; }; \
+	failed=""; \
 	for entry in $$plan; do \
 	  version=$${entry%%=*}; interpreter=$${entry#*=}; venv=.venv-$$version; \
 	  if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$$version" ]; then \
 	    venv=$(VENV); \
 	  fi; \
 	  echo "=== Python $$version ($$interpreter, $$venv)"; \
-	  $(MAKE) --no-print-directory test PYTHON="$$interpreter" VENV=$$venv; \
-	done
+	  $(MAKE) --no-print-directory test PYTHON="$$interpreter" VENV=$$venv || failed="$$failed $$version"; \
+	done; \
+	[ -z "$$failed" ] || { echo "the suite failed on Python$$failed" >&2; exit 1; }
 
 lint: install ## ruff, mypy (strict), the import contracts and the declared dependencies
 	$(BIN)/ruff check .
