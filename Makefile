@@ -1,17 +1,23 @@
 # taskq — `make help` lists the targets. Everything installs into the project-local
-# .venv with pip and the pinned constraints.txt, so a fresh clone needs only Python 3.11.
+# .venv with pip and the pinned constraints.txt, so a fresh clone needs only Python
+# 3.11, 3.12 or 3.13. Another interpreter gets its own venv, e.g.
+#   make test PYTHON=python3.13 VENV=.venv-3.13
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
 PIP_VERSION := 26.3
-VENV := .venv
+VENV ?= .venv
+# The minor versions every package's requires-python admits; test-all runs each one found.
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.taskq-installed
-MEMBERS := packages/taskq-core services/api services/worker services/cli
+# The runtime members go into the image (deploy/docker/Dockerfile); taskq-dev (make run,
+# the local PostgreSQL, the bench and test SQL) only into this .venv.
+MEMBERS := packages/taskq-core services/api services/worker services/cli packages/taskq-dev
 MEMBER_FILES := $(foreach member,$(MEMBERS),$(member)/pyproject.toml)
 
-.PHONY: help lock install run run-api run-worker migrate test lint format openapi bench bench-peers bench-quick soak fuzz clean
+.PHONY: help lock install run run-api run-worker migrate test test-all lint format openapi bench bench-peers bench-quick soak fuzz clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +33,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt $(MEMBER_FILES)
 install: $(STAMP) ## Install everything into .venv (only what changed since last time)
 
 run: install ## Migrate, then start the API (:8080) and one worker; a local PostgreSQL if POSTGRES_DSN is unset
-	$(BIN)/python -m taskq_core.devrun
+	$(BIN)/python -m taskq_dev.devrun
 
 run-api: install ## Start the API alone against POSTGRES_DSN
 	$(BIN)/taskq-api
@@ -41,11 +47,36 @@ migrate: install ## Install PGMQ and taskq's schema into POSTGRES_DSN (idempoten
 test: install ## Run the whole test suite (needs a PostgreSQL: TASKQ_TEST_DSN, Docker, or the embedded one)
 	$(BIN)/pytest
 
-lint: install ## ruff, mypy (strict) and the import contracts
+# Every found version runs even after one fails (a flake on one hides nothing on the
+# others); skipped versions are named first, so that on success pytest's closing line
+# stays the last line of the output.
+test-all: ## Run the whole test suite once per supported Python on this machine (.venv-3.X each)
+	@set -euo pipefail; plan=""; \
+	for version in $(SUPPORTED_PYTHONS); do \
+	  if interpreter=$$(.ci/find-python "$$version"); then plan="$$plan $$version=$$interpreter"; \
+	  else echo "Python $$version: not found here, skipped"; fi; \
+	done; \
+	[ -n "$$plan" ] || { echo "no supported Python found ($(SUPPORTED_PYTHONS))" >&2; exit 1; }; \
+	failed=""; \
+	for entry in $$plan; do \
+	  version=$${entry%%=*}; interpreter=$${entry#*=}; venv=.venv-$$version; \
+	  if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$$version" ]; then \
+	    venv=$(VENV); \
+	  fi; \
+	  echo "=== Python $$version ($$interpreter, $$venv)"; \
+	  $(MAKE) --no-print-directory test PYTHON="$$interpreter" VENV=$$venv || failed="$$failed $$version"; \
+	done; \
+	[ -z "$$failed" ] || { echo "the suite failed on Python$$failed" >&2; exit 1; }
+
+lint: install ## ruff, mypy (strict), the import contracts and the declared dependencies
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@for member in $(MEMBERS); do \
+	  echo "deptry $$member"; \
+	  $(BIN)/deptry --config "$$member/pyproject.toml" "$$member/src" || exit 1; \
+	done
 
 format: install ## Format and autofix with ruff
 	$(BIN)/ruff format .
@@ -81,7 +112,7 @@ soak: install ## 30 min steady load with worker restarts; reports RSS growth, lo
 lock: ## Re-pin constraints.txt from what is installed in .venv
 	{ echo "# Pinned versions a fresh install reproduces (pip -c). Regenerate after changing dependencies:"; \
 	  echo "#   make lock"; \
-	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' | LC_ALL=C sort -f; } > constraints.txt
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^-e' -e '^#' | LC_ALL=C sort -f; } > constraints.txt
 
 clean: ## Remove the virtual environment and local data
-	rm -rf $(VENV) $(PEERS_VENV) .taskq .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) .venv-3.* .taskq .mypy_cache .ruff_cache .pytest_cache

@@ -16,7 +16,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
 
 from taskq_core.migrate import migrate
-from taskq_core.queries import QUERIES
+from taskq_dev.queries import DEV_QUERIES
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DLQ = "task_dlq"
@@ -29,7 +29,7 @@ def server_dsn() -> str:
 
 def server_version(dsn: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(QUERIES["bench_server_version"]).fetchone()
+        row = conn.execute(DEV_QUERIES["bench_server_version"]).fetchone()
     return str(row[0]) if row else "?"
 
 
@@ -37,12 +37,12 @@ def server_version(dsn: str) -> str:
 def fresh_database(admin_dsn: str, name: str, *, template: str | None = None) -> Iterator[str]:
     """Create database `name` (migrated, or cloned from `template`), yield its DSN, drop it."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
+        conn.execute(SQL(DEV_QUERIES["bench_drop_database"]).format(name=Identifier(name)))
         if template is None:
-            conn.execute(SQL(QUERIES["bench_create_database"]).format(name=Identifier(name)))
+            conn.execute(SQL(DEV_QUERIES["bench_create_database"]).format(name=Identifier(name)))
         else:
             conn.execute(
-                SQL(QUERIES["bench_clone_database"]).format(
+                SQL(DEV_QUERIES["bench_clone_database"]).format(
                     name=Identifier(name), template=Identifier(template)
                 )
             )
@@ -54,7 +54,7 @@ def fresh_database(admin_dsn: str, name: str, *, template: str | None = None) ->
     finally:
         try:
             with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                conn.execute(SQL(QUERIES["bench_drop_database"]).format(name=Identifier(name)))
+                conn.execute(SQL(DEV_QUERIES["bench_drop_database"]).format(name=Identifier(name)))
         except psycopg.Error as error:
             print(f"warning: could not drop database {name}: {error}", file=sys.stderr)
 
@@ -69,25 +69,27 @@ class Database:
         self.conn.close()
 
     def create_queue(self, queue: str) -> None:
-        self.conn.execute(QUERIES["bench_create_queue"], {"queue": queue})
+        self.conn.execute(DEV_QUERIES["bench_create_queue"], {"queue": queue})
 
     def drop_queue(self, queue: str) -> None:
-        self.conn.execute(QUERIES["bench_drop_queue"], {"queue": queue})
+        self.conn.execute(DEV_QUERIES["bench_drop_queue"], {"queue": queue})
 
     def purge(self, queue: str) -> None:
-        self.conn.execute(QUERIES["bench_purge_queue"], {"queue": queue})
+        self.conn.execute(DEV_QUERIES["bench_purge_queue"], {"queue": queue})
 
     def queue_length(self, queue: str) -> int:
-        row = self.conn.execute(QUERIES["bench_queue_length"], {"queue": queue}).fetchone()
+        row = self.conn.execute(DEV_QUERIES["bench_queue_length"], {"queue": queue}).fetchone()
         return int(row[0]) if row else 0
 
     def status_counts(self, task_type: str) -> dict[str, int]:
-        rows = self.conn.execute(QUERIES["bench_status_counts"], {"task_type": task_type})
+        rows = self.conn.execute(DEV_QUERIES["bench_status_counts"], {"task_type": task_type})
         return {str(status): int(n) for status, n in rows.fetchall()}
 
     def delivery_rate(self, task_type: str) -> float | None:
         """Outcomes/s of `task_type` between its first and last recorded outcome."""
-        row = self.conn.execute(QUERIES["bench_delivery_rate"], {"task_type": task_type}).fetchone()
+        row = self.conn.execute(
+            DEV_QUERIES["bench_delivery_rate"], {"task_type": task_type}
+        ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def done(self, task_type: str) -> int:
@@ -97,7 +99,7 @@ class Database:
 
     def transactions(self) -> int:
         """Transactions committed or rolled back in this database so far."""
-        row = self.conn.execute(QUERIES["bench_transactions"]).fetchone()
+        row = self.conn.execute(DEV_QUERIES["bench_transactions"]).fetchone()
         return int(row[0]) if row else 0
 
     def send_batches(self, queue: str, batches: Sequence[Sequence[object]]) -> float:
@@ -105,20 +107,20 @@ class Database:
         started = time.perf_counter()
         for batch in batches:
             self.conn.execute(
-                QUERIES["bench_send_batch"],
+                DEV_QUERIES["bench_send_batch"],
                 {"queue": queue, "messages": [Jsonb(message) for message in batch]},
             ).fetchall()
         return time.perf_counter() - started
 
     def read(self, queue: str, qty: int, vt: int = 30) -> list[tuple[int, Any]]:
         rows = self.conn.execute(
-            QUERIES["bench_read"], {"queue": queue, "vt": vt, "qty": qty}
+            DEV_QUERIES["bench_read"], {"queue": queue, "vt": vt, "qty": qty}
         ).fetchall()
         return [(int(row[0]), json.loads(row[1])) for row in rows]
 
     def delete(self, queue: str, message_ids: list[int]) -> None:
         self.conn.execute(
-            QUERIES["bench_delete"], {"queue": queue, "message_ids": message_ids}
+            DEV_QUERIES["bench_delete"], {"queue": queue, "message_ids": message_ids}
         ).fetchall()
 
     def burn_down(self, queue: str, *, batch: int = 100, limit: int = 10_000_000) -> int:
@@ -127,12 +129,12 @@ class Database:
         while total < limit:
             with self.conn.transaction():
                 rows = self.conn.execute(
-                    QUERIES["bench_read"], {"queue": queue, "vt": 30, "qty": batch}
+                    DEV_QUERIES["bench_read"], {"queue": queue, "vt": 30, "qty": batch}
                 ).fetchall()
                 if not rows:
                     return total
                 self.conn.execute(
-                    QUERIES["bench_delete"],
+                    DEV_QUERIES["bench_delete"],
                     {"queue": queue, "message_ids": [row[0] for row in rows]},
                 ).fetchall()
             total += len(rows)

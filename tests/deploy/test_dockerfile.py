@@ -107,6 +107,17 @@ def test_every_workspace_member_is_copied() -> None:
     assert "constraints.txt" in sources
 
 
+def test_development_tooling_stays_out_of_the_image() -> None:
+    """taskq-dev (make run, the local PostgreSQL, bench and test SQL) is for .venv only."""
+    text = " ".join(
+        arguments for stage in _stages() for _instruction, arguments in stage.instructions
+    )
+    assert "taskq-dev" not in text
+    assert "taskq_dev" not in text
+    assert not _dockerignore_allows("packages/taskq-dev/src")
+    assert (REPO / "packages" / "taskq-dev" / "pyproject.toml").exists()
+
+
 def test_builds_with_the_pinned_constraints() -> None:
     runs = " ".join(
         arguments

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from taskq_core.localpg import LocalPostgres
 from taskq_core.settings import Settings
+from taskq_dev.localpg import LocalPostgres
 from tests.support.databases import DLQ
 from tests.support.processes import BIN, settings_environment, stop
 from tests.support.target import wait_until

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from taskq_core.localpg import LocalPostgres
 from taskq_core.settings import Settings
+from taskq_dev.localpg import LocalPostgres
 from tests.support.api import batch, queue_length, statuses
 from tests.support.api_process import running_api
 from tests.support.cluster import cluster_down

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from taskq_core.localpg import LocalPostgres
 from taskq_core.settings import Settings
+from taskq_dev.localpg import LocalPostgres
 from tests.support.api_process import running_api
 from tests.support.processes import free_port, start_worker, stop
 from tests.support.target import Reply, Target, wait_until

@@ -1,6 +1,6 @@
-"""`make run` (`python -m taskq_core.devrun`) as a person runs it: real processes, real signals.
+"""`make run` (`python -m taskq_dev.devrun`) as a person runs it: real processes, real signals.
 
-The supervisor is first checked with stand-in children (so its rules hold
+The service group is first checked with stand-in children (so its rules hold
 whatever the services do), then with the real API and worker against the
 test database.
 """
@@ -24,17 +24,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from taskq_core.devrun import announcement
-from taskq_core.localpg import LocalPostgres, port_is_free
 from taskq_core.settings import Settings
+from taskq_dev.devrun import announcement
+from taskq_dev.localpg import LocalPostgres, port_is_free
 from tests.support.target import wait_until
 
 pytestmark = pytest.mark.e2e
 
-STAND_IN_SUPERVISOR = textwrap.dedent(
+STAND_IN_SERVICE_GROUP = textwrap.dedent(
     """
     import os, sys
-    from taskq_core.devrun import Child, Supervisor
+    from taskq_dev.devrun import Child, ServiceGroup
 
     CODE = {
         "sleeper": "pass",
@@ -51,10 +51,10 @@ STAND_IN_SUPERVISOR = textwrap.dedent(
         Child(kind, (sys.executable, "-c", TEMPLATE.format(setup=CODE[kind], kind=kind), markers))
         for kind in kinds
     ]
-    supervisor = Supervisor(
+    services = ServiceGroup(
         children, environ=os.environ, grace_period=grace, announce=lambda: print("up", flush=True)
     )
-    sys.exit(supervisor.run())
+    sys.exit(services.run())
     """
 )
 
@@ -91,7 +91,7 @@ def start_stand_ins(
     spawned: list[subprocess.Popen[bytes]], markers: Path, grace: float, *kinds: str
 ) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-c", STAND_IN_SUPERVISOR, str(grace), str(markers), *kinds],
+        [sys.executable, "-c", STAND_IN_SERVICE_GROUP, str(grace), str(markers), *kinds],
         stdout=subprocess.DEVNULL,
     )
     spawned.append(process)
@@ -102,13 +102,13 @@ def start_stand_ins(
 def test_a_stop_signal_stops_every_child_and_exits_zero(
     tmp_path: Path, spawned: list[subprocess.Popen[bytes]], stop_signal: signal.Signals
 ) -> None:
-    supervisor = start_stand_ins(spawned, tmp_path, 10.0, "sleeper", "sleeper")
+    group = start_stand_ins(spawned, tmp_path, 10.0, "sleeper", "sleeper")
     wait_until(lambda: len(list(tmp_path.iterdir())) == 2)
-    children = descendants(supervisor.pid)
+    children = descendants(group.pid)
 
-    supervisor.send_signal(stop_signal)
+    group.send_signal(stop_signal)
 
-    assert supervisor.wait(timeout=10) == 0
+    assert group.wait(timeout=10) == 0
     assert len(children) == 2
     assert all_gone(children)
 
@@ -116,14 +116,14 @@ def test_a_stop_signal_stops_every_child_and_exits_zero(
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
     tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
-    supervisor = start_stand_ins(spawned, tmp_path, 0.5, "stubborn", "sleeper")
+    group = start_stand_ins(spawned, tmp_path, 0.5, "stubborn", "sleeper")
     wait_until(lambda: len(list(tmp_path.iterdir())) == 2)
-    children = descendants(supervisor.pid)
+    children = descendants(group.pid)
 
     started = time.monotonic()
-    supervisor.send_signal(signal.SIGINT)
+    group.send_signal(signal.SIGINT)
 
-    assert supervisor.wait(timeout=10) == 0
+    assert group.wait(timeout=10) == 0
     assert time.monotonic() - started >= 0.5
     assert all_gone(children)
 
@@ -131,11 +131,11 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
 def test_a_child_dying_on_its_own_stops_the_others_and_exits_non_zero(
     tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
-    supervisor = start_stand_ins(spawned, tmp_path, 10.0, "sleeper", "crasher")
+    group = start_stand_ins(spawned, tmp_path, 10.0, "sleeper", "crasher")
     wait_until(lambda: any(tmp_path.iterdir()))
-    survivors = descendants(supervisor.pid)
+    survivors = descendants(group.pid)
 
-    assert supervisor.wait(timeout=10) == 1
+    assert group.wait(timeout=10) == 1
     assert all_gone(survivors)
 
 
@@ -173,7 +173,7 @@ def start_make_run(
         env["POSTGRES_DSN"] = db_dsn
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "taskq_core.devrun"],
+            [sys.executable, "-m", "taskq_dev.devrun"],
             env=env,
             cwd=cwd,
             stdout=sink,

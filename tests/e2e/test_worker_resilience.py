@@ -11,10 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from taskq_core.localpg import LocalPostgres
-from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
+from taskq_dev.localpg import LocalPostgres
+from taskq_dev.queries import DEV_QUERIES
 from tests.support.api import api_client
 from tests.support.cluster import restart_cluster
 from tests.support.processes import start_worker, stop
@@ -28,7 +28,7 @@ def queue_depth(dsn: str, task_type: str) -> tuple[int, int]:
     """(messages in the queue, of which visible now)."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
-            QUERIES["test_queue_depth"], {"queue": queue_name_for(task_type)}
+            DEV_QUERIES["test_queue_depth"], {"queue": queue_name_for(task_type)}
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])

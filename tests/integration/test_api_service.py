@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from taskq_api.openapi_export import openapi_document, render
+from taskq_api.openapi_export import openapi_document, render, with_clean_descriptions
 from taskq_core.settings import Settings
 from tests.support.api import api_client, batch
 
@@ -75,3 +75,16 @@ def test_committed_openapi_files_are_current() -> None:
         assert committed.read_text(encoding="utf-8") == text, (
             f"{committed} is stale: run `make openapi` and commit the result"
         )
+
+
+def test_exported_descriptions_do_not_depend_on_docstring_indentation() -> None:
+    """3.11 keeps a docstring's indentation, 3.13 strips it: the export must not care."""
+    as_311 = {"TaskStatus": {"description": "One.\n\n    Two.\n    Three.\n    "}}
+    as_313 = {"TaskStatus": {"description": "One.\n\nTwo.\nThree.\n"}}
+    nested = {"properties": {"description": {"type": "string"}}, "all": [as_311]}
+    assert with_clean_descriptions(as_311) == with_clean_descriptions(as_313)
+    assert with_clean_descriptions(as_313) == {
+        "TaskStatus": {"description": "One.\n\nTwo.\nThree."}
+    }
+    assert with_clean_descriptions(nested)["properties"] == {"description": {"type": "string"}}
+    assert with_clean_descriptions(nested)["all"] == [with_clean_descriptions(as_313)]

@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from taskq_core.localpg import SYSTEM_USER, LocalPostgres, LocalPostgresError
 from taskq_core.migrate import migrate
+from taskq_dev.localpg import SYSTEM_USER, LocalPostgres, LocalPostgresError
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def project() -> Iterator[Path]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "taskq_core.localpg", *args]
+    command = [sys.executable, "-m", "taskq_dev.localpg", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 

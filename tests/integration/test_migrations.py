@@ -11,6 +11,7 @@ import pytest
 
 from taskq_core.migrate import bundled_migrations, migrate
 from taskq_core.queries import QUERIES
+from taskq_dev.queries import DEV_QUERIES
 from tests.support.databases import DLQ, create_database, drop_database
 
 
@@ -25,7 +26,7 @@ def test_empty_database_gets_the_expected_schema(empty_dsn: str) -> None:
     applied = migrate(empty_dsn, dlq_queue_name=DLQ)
     assert [m.version for m in applied] == [m.version for m in bundled_migrations()]
     with psycopg.connect(empty_dsn) as conn:
-        names = {row[0] for row in conn.execute(QUERIES["test_schema_objects"])}
+        names = {row[0] for row in conn.execute(DEV_QUERIES["test_schema_objects"])}
         present = conn.execute(QUERIES["queue_exists"], {"queue": DLQ}).fetchone()
     assert {
         "task_types",
@@ -49,5 +50,5 @@ def test_concurrent_migrations_apply_each_file_once(empty_dsn: str) -> None:
         results = list(pool.map(lambda _: migrate(empty_dsn, dlq_queue_name=DLQ), range(4)))
     assert sum(len(applied) for applied in results) == len(bundled_migrations())
     with psycopg.connect(empty_dsn) as conn:
-        versions = [row[0] for row in conn.execute(QUERIES["test_applied_migrations"])]
+        versions = [row[0] for row in conn.execute(DEV_QUERIES["test_applied_migrations"])]
     assert versions == [m.version for m in bundled_migrations()]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import psycopg
 from loguru import logger
 
-from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
+from taskq_dev.queries import DEV_QUERIES
 from tests.support import faults
 from tests.support.api import api_client
 from tests.support.target import Target, wait_until
@@ -20,7 +20,7 @@ from tests.support.worker import all_final, running_worker, statuses, submit
 
 def dlq_messages(dsn: str) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute(QUERIES["test_queue_messages"], {"queue": "task_dlq"}).fetchall()
+        return conn.execute(DEV_QUERIES["test_queue_messages"], {"queue": "task_dlq"}).fetchall()
 
 
 def test_a_header_the_http_client_cannot_encode_spends_attempts_and_ends_in_the_dlq(

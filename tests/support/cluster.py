@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from taskq_core.localpg import LocalPostgres
+from taskq_dev.localpg import LocalPostgres
 
 
 def restart_cluster(server: LocalPostgres) -> None:

@@ -67,7 +67,7 @@ def server_dsn() -> Iterator[str]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ResourceWarning)
                 gc.collect()
-    from taskq_core.localpg import LocalPostgres
+    from taskq_dev.localpg import LocalPostgres
 
     with LocalPostgres.in_directory(os.path.join(os.getcwd(), ".taskq", "test-pg")) as server:
         yield server.dsn

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from taskq_core.localpg import LocalPostgres
 from taskq_core.migrate import migrate
+from taskq_dev.localpg import LocalPostgres
 from tests.support.databases import DLQ
 from tests.support.processes import free_port
 

@@ -13,8 +13,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from psycopg.rows import dict_row
 
-from taskq_core.queries import QUERIES
 from taskq_core.settings import Settings
+from taskq_dev.queries import DEV_QUERIES
 from taskq_worker.supervisor import Supervisor
 
 
@@ -56,4 +56,4 @@ def statuses(dsn: str, task_id: str) -> list[dict[str, Any]]:
     """The status rows of a task, as the database holds them."""
     with psycopg.connect(dsn) as conn:
         cursor = conn.cursor(row_factory=dict_row)
-        return cursor.execute(QUERIES["test_statuses"], {"task_id": task_id}).fetchall()
+        return cursor.execute(DEV_QUERIES["test_statuses"], {"task_id": task_id}).fetchall()

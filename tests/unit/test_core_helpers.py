@@ -7,6 +7,7 @@ import pytest
 from taskq_core.queries import QUERIES, parse_named_blocks
 from taskq_core.queue_names import queue_name_for
 from taskq_core.redaction import REDACTED, is_sensitive_header, redact_headers
+from taskq_dev.queries import DEV_QUERIES
 
 
 def test_queue_names_are_stable_unique_and_short() -> None:
@@ -33,6 +34,13 @@ def test_every_query_is_loaded() -> None:
         "take_dead_letters",
     ]:
         assert QUERIES[name].strip()
+
+
+def test_development_sql_stays_out_of_the_core() -> None:
+    """The runtime package carries only what the services run (issue 12)."""
+    assert not DEV_QUERIES.keys() & QUERIES.keys()
+    assert not [name for name in QUERIES if name.startswith(("bench_", "test_", "localpg_"))]
+    assert {"bench_send_batch", "test_statuses", "localpg_create_database"} <= DEV_QUERIES.keys()
 
 
 def test_sensitive_headers_are_redacted() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -25,17 +26,17 @@ def parse_named_blocks(text: str) -> dict[str, str]:
     return blocks
 
 
-def _load() -> dict[str, str]:
+def load_named_blocks(folder: Traversable) -> dict[str, str]:
+    """Every named block of the `.sql` files in `folder`; a name defined twice is an error."""
     blocks: dict[str, str] = {}
-    folder = files("taskq_core").joinpath("sql", "queries")
     for entry in sorted(folder.iterdir(), key=lambda item: item.name):
         if entry.name.endswith(".sql"):
             for name, statement in parse_named_blocks(entry.read_text(encoding="utf-8")).items():
                 if name in blocks:
                     raise ValueError(f"query {name!r} is defined in two files")
                 blocks[name] = statement
-    # The files ship inside the package, so their text is as trusted as a literal.
     return blocks
 
 
-QUERIES = _load()
+# The files ship inside the package, so their text is as trusted as a literal.
+QUERIES = load_named_blocks(files("taskq_core").joinpath("sql", "queries"))

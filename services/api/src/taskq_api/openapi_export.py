@@ -6,6 +6,7 @@ running the service; a test regenerates them and fails when they are stale.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,29 @@ def openapi_document() -> dict[str, Any]:
     # Default settings: building the app opens no connection, so no database is needed.
     # A placeholder key: the published contract is the secured one (SECURITY.md).
     secured = Settings(api_keys=("placeholder-key-not-used",))
-    return create_app(secured).openapi_schema.to_schema()
+    document: dict[str, Any] = with_clean_descriptions(
+        create_app(secured).openapi_schema.to_schema()
+    )
+    return document
+
+
+def with_clean_descriptions(node: Any) -> Any:
+    """`node` with every `description` text dedented as `inspect.cleandoc` does.
+
+    Litestar copies an Enum's docstring verbatim, and Python 3.13 strips the
+    indentation of docstrings when it compiles them, so without this the spec
+    would differ between the supported Pythons.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else with_clean_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [with_clean_descriptions(item) for item in node]
+    return node
 
 
 def render(document: dict[str, Any]) -> dict[str, str]:

@@ -30,10 +30,10 @@ from loguru import logger
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from taskq_core.errors import MigrationError, SettingsError, TaskqError
-from taskq_core.localpg import DEFAULT_FOLDER, LocalPostgres, LocalPostgresError, port_is_free
 from taskq_core.logs import configure_logging
 from taskq_core.migrate import run as run_migration
 from taskq_core.settings import Settings
+from taskq_dev.localpg import DEFAULT_FOLDER, LocalPostgres, LocalPostgresError, port_is_free
 
 SERVICES = ("taskq-api", "taskq-worker")
 POLL_INTERVAL = 0.2
@@ -54,7 +54,7 @@ def service_children() -> list[Child]:
     return [Child(name, (str(bin_folder / name),)) for name in SERVICES]
 
 
-class Supervisor:
+class ServiceGroup:
     """Runs children until a signal asks to stop or one of them exits; then stops the rest."""
 
     def __init__(
@@ -90,7 +90,7 @@ class Supervisor:
                     child.argv,
                     env=self.environ,
                     # Its own process group: a terminal's Ctrl-C reaches only this
-                    # supervisor, which then sends each child exactly one SIGTERM (a
+                    # process, which then sends each child exactly one SIGTERM (a
                     # second signal means "exit now" to the worker).
                     process_group=0,
                     preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
@@ -160,7 +160,7 @@ class PortInUseError(TaskqError):
 
 
 def _die_with_parent() -> None:
-    """In a child before exec: SIGTERM it if the supervisor dies, even by SIGKILL (Linux only).
+    """In a child before exec: SIGTERM it if `make run` dies, even by SIGKILL (Linux only).
 
     Without it a killed `make run` would leave the API holding its port.
     """
@@ -217,14 +217,14 @@ def run(environ: Mapping[str, str], children: Sequence[Child]) -> int:
             env["POSTGRES_DSN"] = server.dsn
             settings = dataclasses.replace(settings, postgres_dsn=server.dsn)
         run_migration(settings)
-        supervisor = Supervisor(
+        services = ServiceGroup(
             children,
             environ=env,
             grace_period=settings.shutdown_grace_period,
             ready=api_is_live(settings.port),
             announce=lambda: print(announcement(settings, local_folder=local_folder), flush=True),
         )
-        return supervisor.run()
+        return services.run()
 
 
 def check_ports_free(settings: Settings) -> None:
@@ -242,8 +242,8 @@ def check_ports_free(settings: Settings) -> None:
 
 
 def main() -> None:
-    """`python -m taskq_core.devrun`."""
-    # Until the supervisor takes over, SIGTERM unwinds like Ctrl-C so that a local
+    """`python -m taskq_dev.devrun`."""
+    # Until the service group takes over, SIGTERM unwinds like Ctrl-C so that a local
     # PostgreSQL started here is stopped again rather than left running.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

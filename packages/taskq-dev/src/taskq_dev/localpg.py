@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 
 from taskq_core.errors import TaskqError
-from taskq_core.queries import QUERIES
+from taskq_dev.queries import DEV_QUERIES
 
 DEFAULT_FOLDER = Path(".taskq") / "pg"
 DEFAULT_PORT = 54329
@@ -259,9 +259,9 @@ class LocalPostgres:
         admin = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
         try:
             with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-                present = conn.execute(QUERIES["localpg_database_exists"]).fetchone()
+                present = conn.execute(DEV_QUERIES["localpg_database_exists"]).fetchone()
                 if not (present and present[0]):
-                    conn.execute(QUERIES["localpg_create_database"])
+                    conn.execute(DEV_QUERIES["localpg_create_database"])
         except psycopg.errors.DuplicateDatabase:
             return  # another process created it between the check and the CREATE
         except psycopg.Error as error:

@@ -1,4 +1,4 @@
--- Statements of the local development PostgreSQL (taskq_core.localpg).
+-- Statements of the local development PostgreSQL (taskq_dev.localpg).
 
 -- name: localpg_database_exists
 SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'taskq') AS present;
