@@ -104,6 +104,7 @@ def test_status_lists_every_payload_in_order_without_headers(client: TestClient[
         "duration_ms",
         "created_at",
         "dlq_message_id",
+        "scheduled_for",
     } == set(first)
     assert first["payload"] == {"n": 0}
     assert (first["status"], first["error"], first["attempt"]) == ("pending", "", 0)

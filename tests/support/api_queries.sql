@@ -83,3 +83,10 @@ SELECT msg_id FROM pgmq.q_task_dlq ORDER BY msg_id;
 
 -- name: test_analyze_statuses
 ANALYZE taskq.task_status;
+
+-- name: test_idempotency_keys
+SELECT idempotency_key FROM taskq.idempotency_keys ORDER BY idempotency_key;
+
+-- name: test_expire_idempotency_keys
+UPDATE taskq.idempotency_keys SET expires_at = now() - interval '1 second'
+WHERE idempotency_key = ANY(%(keys)s);

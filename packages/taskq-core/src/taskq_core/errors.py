@@ -80,3 +80,7 @@ class TaskTypeUnavailableError(TaskqError):
         self.task_type = task_type
         self.reason = reason
         super().__init__(f"task type {task_type!r} unavailable: {reason}")
+
+
+class IdempotencyConflictError(InvalidFieldError):
+    """An idempotency key was reused with a different request."""

@@ -34,6 +34,9 @@ Headers = Annotated[dict[str, str], msgspec.Meta(max_length=100)]
 MaxRps = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
 MessageId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]  # PGMQ ids are bigint
 MessageIds = Annotated[list[MessageId], msgspec.Meta(max_length=100)]  # bulk: by type or task
+# Issue 15, delayed delivery: milliseconds or a Go duration ("90s"); an RFC 3339 time.
+Delay = int | Annotated[str, msgspec.Meta(max_length=64)]
+NotBefore = Annotated[str, msgspec.Meta(max_length=64, extra_json_schema={"format": "date-time"})]
 
 
 class ApiOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -49,6 +52,8 @@ class PayloadSubmit(msgspec.Struct, frozen=True):
 
     data: Any = None
     api_override: ApiOverride | None = None
+    delay: Delay | None = None
+    not_before: NotBefore | None = None
 
 
 class TaskSubmit(msgspec.Struct, frozen=True):
@@ -64,6 +69,8 @@ class TaskSubmit(msgspec.Struct, frozen=True):
     retry_delay: Annotated[int, msgspec.Meta(ge=0, le=86_400_000)] | None = None
     timeout: Annotated[int, msgspec.Meta(gt=0, le=600_000)] | str | None = None
     max_rps: MaxRps | None = None
+    delay: Delay | None = None
+    not_before: NotBefore | None = None
 
 
 class TaskCreated(msgspec.Struct, frozen=True):
@@ -89,6 +96,7 @@ class MessageStatusView(msgspec.Struct, frozen=True):
     duration_ms: float | None = None
     created_at: datetime | None = None
     dlq_message_id: int | None = None  # its id in the DLQ while it is there (status failed)
+    scheduled_for: datetime | None = None
 
 
 class TaskStatusView(msgspec.Struct, frozen=True):

@@ -83,6 +83,10 @@ class Settings:
     # kept; None keeps them for ever.
     status_retention: float | None = 7 * 86400.0
     dlq_retention: float | None = None
+    # Issue 15: how long an Idempotency-Key of POST /tasks is remembered.
+    idempotency_ttl: float = 24 * 3600.0
+    # Issue 15: how far ahead a delay or not_before may hold a message.
+    max_schedule_ahead: float = 30 * 86400.0
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -270,6 +274,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "liveness_timeout": _positive_duration,
     "status_retention": _retention,
     "dlq_retention": _retention,
+    "idempotency_ttl": _positive_duration,
+    "max_schedule_ahead": _positive_duration,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         egress=EgressPolicy.from_settings(settings),
         max_headers_size=settings.max_headers_size,
         max_request_storage=settings.max_request_storage,
+        idempotency_ttl=settings.idempotency_ttl,
+        max_schedule_ahead=settings.max_schedule_ahead,
     )
 
     @asynccontextmanager

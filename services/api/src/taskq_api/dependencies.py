@@ -25,7 +25,14 @@ class Limits:
     (the egress policy holds ipaddress networks). A plain object passes as is.
     """
 
-    __slots__ = ("egress", "max_headers_size", "max_payloads", "max_request_storage")
+    __slots__ = (
+        "egress",
+        "idempotency_ttl",
+        "max_headers_size",
+        "max_payloads",
+        "max_request_storage",
+        "max_schedule_ahead",
+    )
 
     def __init__(
         self,
@@ -34,12 +41,18 @@ class Limits:
         egress: EgressPolicy,
         max_headers_size: int,
         max_request_storage: int,
+        idempotency_ttl: float = 86_400.0,
+        max_schedule_ahead: float = 30 * 86_400.0,
     ) -> None:
         self.max_payloads = max_payloads
         self.egress = egress
         """Refuses at submission the urls it can decide on without DNS."""
         self.max_headers_size = max_headers_size
         self.max_request_storage = max_request_storage
+        self.idempotency_ttl = idempotency_ttl
+        """Seconds an Idempotency-Key is remembered (IDEMPOTENCY_TTL)."""
+        self.max_schedule_ahead = max_schedule_ahead
+        """Seconds ahead a payload may be scheduled (MAX_SCHEDULE_AHEAD)."""
 
 
 Repository: TypeAlias = NamedDependency[ApiRepository]

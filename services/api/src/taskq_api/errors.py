@@ -27,6 +27,7 @@ from loguru import logger
 
 from taskq_core.errors import (
     DatabaseUnavailableError,
+    IdempotencyConflictError,
     InvalidFieldError,
     NotFoundError,
     RequestTooLargeError,
@@ -106,6 +107,12 @@ def _too_deep(_: Request[Any, Any, Any], __: RecursionError) -> Response[ErrorBo
     )
 
 
+def _idempotency_conflict(
+    _: Request[Any, Any, Any], error: IdempotencyConflictError
+) -> Response[ErrorBody]:
+    return error_response(HTTP_409_CONFLICT, "idempotency_conflict", error.message, error.field)
+
+
 def _not_found(_: Request[Any, Any, Any], error: NotFoundError) -> Response[ErrorBody]:
     return error_response(HTTP_404_NOT_FOUND, "not_found", error.message)
 
@@ -181,6 +188,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     RequestTooLargeError: _too_large,
     TooManyTaskTypesError: _too_many_types,
     InvalidFieldError: _invalid_field,
+    IdempotencyConflictError: _idempotency_conflict,
     NotFoundError: _not_found,
     DatabaseUnavailableError: _database_unavailable,
     TaskqError: _taskq_error,

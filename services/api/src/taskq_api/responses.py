@@ -14,7 +14,8 @@ _MEANINGS = {
     400: "A field is invalid; `field` names it",
     401: "No valid API key (only when the server sets API_KEYS)",
     404: "Not found",
-    409: "A new task type would exceed MAX_TASK_TYPES",
+    409: "A new task type would exceed MAX_TASK_TYPES, or the Idempotency-Key was already "
+    "used with a different body",
     413: "The request body is larger than MAX_BODY_SIZE, or would store more than "
     "MAX_REQUEST_STORAGE",
     415: "The body is not sent as Content-Type: application/json",

@@ -20,10 +20,19 @@ from psycopg.rows import kwargs_row
 
 from taskq_core.database import AsyncBoundedConnection, AsyncPool, first_line
 from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError, TooManyTaskTypesError
+from taskq_core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from taskq_core.idempotency import IdempotencyClaim
 from taskq_core.ids import created_at as id_created_at
-from taskq_core.models import MessageStatusView, QueuedCall, TaskStatusView, TaskTypeView
+from taskq_core.models import (
+    MessageStatusView,
+    QueuedCall,
+    TaskCreated,
+    TaskStatusView,
+    TaskTypeView,
+)
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
+from taskq_core.repository.idempotency import claim_key, record_answer, stored_answer
 from taskq_core.repository.pooled import pooled_connection
 from taskq_core.status import TaskStatus
 
@@ -68,39 +77,119 @@ class ApiRepository:
         item_id: str,
         max_rps: float | None,
         calls: Sequence[QueuedCall],
+        scheduled: Sequence[datetime | None] | None = None,
     ) -> list[int]:
         """Queue every call with its status row in one transaction; the new message ids."""
+        async with self._connection() as conn, conn.transaction():
+            queue, message_ids = await self._enqueue(
+                conn,
+                task_id=task_id,
+                task_type=task_type,
+                item_id=item_id,
+                max_rps=max_rps,
+                calls=calls,
+                scheduled=scheduled,
+            )
+        self._queues[task_type] = queue
+        return message_ids
+
+    async def submit_once(
+        self,
+        claim: IdempotencyClaim | None,
+        *,
+        task_id: UUID,
+        task_type: str,
+        item_id: str,
+        max_rps: float | None,
+        calls: Sequence[QueuedCall],
+        scheduled: Sequence[datetime | None] | None = None,
+    ) -> tuple[TaskCreated, bool]:
+        """Like `submit`, at most once per key: (the answer, True when it is a replay).
+
+        The key is claimed in the submission's transaction, so a concurrent
+        repeat waits for it to commit and then replays its answer; a repeat
+        with another body raises IdempotencyConflictError. No claim: `submit`.
+        """
+        if claim is None:
+            message_ids = await self.submit(
+                task_id=task_id,
+                task_type=task_type,
+                item_id=item_id,
+                max_rps=max_rps,
+                calls=calls,
+                scheduled=scheduled,
+            )
+            return TaskCreated(task_id=task_id, message_ids=message_ids), False
+        for _ in range(3):
+            async with self._connection() as conn, conn.transaction():
+                if await claim_key(conn, claim):
+                    queue, message_ids = await self._enqueue(
+                        conn,
+                        task_id=task_id,
+                        task_type=task_type,
+                        item_id=item_id,
+                        max_rps=max_rps,
+                        calls=calls,
+                        scheduled=scheduled,
+                    )
+                    await record_answer(conn, claim.key, task_id, message_ids)
+                    created = TaskCreated(task_id=task_id, message_ids=message_ids)
+                else:
+                    stored = await stored_answer(conn, claim)
+                    if stored is None:
+                        continue  # expired between the claim and the read: claim again
+                    return stored, True
+            self._queues[task_type] = queue
+            return created, False
+        raise TaskqError(f"{IDEMPOTENCY_HEADER} could be neither claimed nor read; retry")
+
+    async def _enqueue(
+        self,
+        conn: AsyncBoundedConnection,
+        *,
+        task_id: UUID,
+        task_type: str,
+        item_id: str,
+        max_rps: float | None,
+        calls: Sequence[QueuedCall],
+        scheduled: Sequence[datetime | None] | None = None,
+    ) -> tuple[str, list[int]]:
+        """In the caller's transaction: send the calls, write their status rows; (queue, ids)."""
         encoder = msgspec.json.Encoder()
         messages = [encoder.encode(call).decode() for call in calls]
         payloads = [encoder.encode(call.data).decode() for call in calls]
-        known = self._queues.get(task_type)
-        async with self._connection() as conn, conn.transaction():
-            queue = known or await self.ensure_queue(conn, task_type)
-            if max_rps is not None:
-                await conn.execute(
-                    QUERIES["apply_batch_max_rps"], {"task_type": task_type, "max_rps": max_rps}
-                )
-            try:
-                cursor = await conn.execute(
-                    QUERIES["enqueue_task"],
-                    {
-                        "queue": queue,
-                        "messages": messages,
-                        "task_id": task_id,
-                        "task_type": task_type,
-                        "item_id": item_id,
-                        "payloads": payloads,
-                    },
-                )
-            except psycopg.DataError as error:
-                raise InvalidFieldError(
-                    "payloads", f"rejected by the database: {first_line(error)}"
-                ) from error
-            message_ids = [int(row[0]) for row in await cursor.fetchall()]
-            # No separate NOTIFY: enqueue_task already calls pg_notify('taskq_work',
-            # queue), delivered at commit (one round trip for a known type).
-        self._queues[task_type] = queue
-        return message_ids
+        held = list(scheduled) if scheduled is not None else [None] * len(calls)
+        queue = self._queues.get(task_type) or await self.ensure_queue(conn, task_type)
+        if max_rps is not None:
+            await conn.execute(
+                QUERIES["apply_batch_max_rps"], {"task_type": task_type, "max_rps": max_rps}
+            )
+        try:
+            cursor = await conn.execute(
+                QUERIES["enqueue_task"],
+                {
+                    "queue": queue,
+                    "messages": messages,
+                    "task_id": task_id,
+                    "task_type": task_type,
+                    "item_id": item_id,
+                    "payloads": payloads,
+                    "scheduled": held,
+                },
+            )
+        except psycopg.DataError as error:
+            raise InvalidFieldError(
+                "payloads", f"rejected by the database: {first_line(error)}"
+            ) from error
+        # No separate NOTIFY: enqueue_task already calls pg_notify('taskq_work',
+        # queue), delivered at commit (one round trip for a known type).
+        message_ids = [int(row[0]) for row in await cursor.fetchall()]
+        if any(at is not None for at in held):
+            await conn.execute(
+                QUERIES["hold_messages"],
+                {"queue": queue, "message_ids": message_ids, "visible_at": held},
+            )
+        return queue, message_ids
 
     async def ensure_queue(
         self, conn: AsyncBoundedConnection, task_type: str, *, limited: bool = True
@@ -219,6 +308,7 @@ def _message_status(
     duration_ms: float | None,
     created_at: datetime,
     dlq_message_id: int | None,
+    scheduled_for: datetime | None,
 ) -> MessageStatusView:
     # The payload is passed through as the stored JSON text, never re-parsed.
     return MessageStatusView(
@@ -235,6 +325,7 @@ def _message_status(
         duration_ms=duration_ms,
         created_at=created_at,
         dlq_message_id=dlq_message_id,
+        scheduled_for=scheduled_for,
     )
 
 

@@ -6,8 +6,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import (
+    FromPath,
+    FromQuery,
+    HeaderParameter,
+    JSONBody,
+    Parameter,
+    QueryParameter,
+)
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from loguru import logger
 
@@ -15,10 +22,13 @@ from taskq_api.dependencies import Metrics, Operations, Repository, RequestLimit
 from taskq_api.metrics import COUNTS_REJECTIONS
 from taskq_api.responses import error_responses, read_errors, write_errors
 from taskq_core.errors import InvalidFieldError, NotFoundError
+from taskq_core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from taskq_core.idempotency import claim_for
 from taskq_core.ids import new_task_id
 from taskq_core.models import TaskCreated, TaskStatusView, TaskSubmit
 from taskq_core.operation_models import CancelResult, TaskPage
 from taskq_core.repository.operations import TaskFilters
+from taskq_core.scheduling import scheduled_times
 from taskq_core.status import TaskStatus
 from taskq_core.submission import build_calls
 
@@ -34,6 +44,23 @@ Timestamp = Annotated[
     ),
 ]
 Text = Annotated[str | None, QueryParameter(min_length=1, max_length=1000, pattern="^[^\\x00]*$")]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
+        required=False,
+        description=(
+            "Makes the submission safe to repeat: a repeat within IDEMPOTENCY_TTL returns "
+            "the first answer (same task_id and message_ids, header Idempotent-Replayed: "
+            "true); the same key with a different body is a 409. Visible ASCII, at most "
+            "255 characters."
+        ),
+    ),
+]
+
+
+_REPLAYED = {"Idempotent-Replayed": "true"}
+"""Tells a client (as Stripe does) that this 201 repeats an earlier answer."""
 
 
 class TasksController(Controller):
@@ -45,7 +72,8 @@ class TasksController(Controller):
         summary="Submit a batch of calls",
         description=(
             "Queues one message per payload, with its status row, in one transaction: "
-            "the whole batch is accepted or none of it is."
+            "the whole batch is accepted or none of it is. With an Idempotency-Key, "
+            "at most once per key."
         ),
         status_code=HTTP_201_CREATED,
         responses=write_errors(409),
@@ -58,7 +86,12 @@ class TasksController(Controller):
         repository: Repository,
         limits: RequestLimits,
         metrics: Metrics,
-    ) -> TaskCreated:
+        *,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[TaskCreated]:
+        claim = None
+        if idempotency_key is not None:
+            claim = claim_for(idempotency_key, data, ttl_seconds=limits.idempotency_ttl)
         task_id = new_task_id()
         calls = build_calls(
             data,
@@ -69,18 +102,25 @@ class TasksController(Controller):
             max_storage=limits.max_request_storage,
             body_size=len(await request.body()),  # already read and kept by Litestar
         )
-        message_ids = await repository.submit(
+        scheduled = scheduled_times(
+            data, now=datetime.now(UTC), max_ahead=limits.max_schedule_ahead
+        )
+        created, replayed = await repository.submit_once(
+            claim,
             task_id=task_id,
             task_type=data.task_type,
             item_id=data.item_id,
             max_rps=data.max_rps,
             calls=calls,
+            scheduled=scheduled,
         )
-        metrics.accepted(data.task_type, len(message_ids))
-        logger.bind(task_id=str(task_id), task_type=data.task_type).info(
-            "queued {} message(s)", len(message_ids)
-        )
-        return TaskCreated(task_id=task_id, message_ids=message_ids)
+        context = {"task_id": str(created.task_id), "task_type": data.task_type}
+        if replayed:
+            logger.bind(**context).info("repeated Idempotency-Key: the first answer, again")
+            return Response(created, status_code=HTTP_201_CREATED, headers=_REPLAYED)
+        metrics.accepted(data.task_type, len(created.message_ids))
+        logger.bind(**context).info("queued {} message(s)", len(created.message_ids))
+        return Response(created, status_code=HTTP_201_CREATED)
 
     @get(
         operation_id="listTasks",

@@ -50,10 +50,13 @@ WITH task AS (
     SELECT s.message_id, (s.position - 1)::integer AS payload_id
     FROM pgmq.send_batch(%(queue)s, %(messages)s::jsonb[]) WITH ORDINALITY AS s(message_id, position)
 ), inserted AS (
-    INSERT INTO taskq.task_status (task_id, payload_id, message_id, task_type, item_id, payload)
-    SELECT %(task_id)s, sent.payload_id, sent.message_id, %(task_type)s, %(item_id)s, p.payload
+    INSERT INTO taskq.task_status
+        (task_id, payload_id, message_id, task_type, item_id, payload, scheduled_for)
+    SELECT %(task_id)s, sent.payload_id, sent.message_id, %(task_type)s, %(item_id)s, p.payload,
+           p.scheduled_for
     FROM sent
-    JOIN unnest(%(payloads)s::jsonb[]) WITH ORDINALITY AS p(payload, position)
+    JOIN unnest(%(payloads)s::jsonb[], %(scheduled)s::timestamptz[])
+         WITH ORDINALITY AS p(payload, scheduled_for, position)
       ON p.position - 1 = sent.payload_id
     RETURNING payload_id, message_id
 )
@@ -63,13 +66,21 @@ FROM inserted,
      AS notified
 ORDER BY inserted.payload_id;
 
+-- name: hold_messages
+-- Delayed and scheduled payloads: sent with the batch, then hidden until their
+-- time in the same transaction, so no worker ever sees them early.
+SELECT pgmq.set_vt(%(queue)s, u.message_id, u.visible_at)
+FROM unnest(%(message_ids)s::bigint[], %(visible_at)s::timestamptz[]) AS u(message_id, visible_at)
+WHERE u.visible_at IS NOT NULL;
+
 -- name: notify_work
 -- Wakes listening workers now, and marks the queue due for those that missed it.
 SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_timestamp());
 
 -- name: task_statuses
 SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,
-       updated_at, payload_id, http_status, duration_ms, created_at, dlq_message_id
+       updated_at, payload_id, http_status, duration_ms, created_at, dlq_message_id,
+       scheduled_for
 FROM taskq.task_status
 WHERE task_id = %(task_id)s
 ORDER BY payload_id;
