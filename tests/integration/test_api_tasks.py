@@ -105,6 +105,7 @@ def test_status_lists_every_payload_in_order_without_headers(client: TestClient[
         "created_at",
         "dlq_message_id",
         "scheduled_for",
+        "response",
     } == set(first)
     assert first["payload"] == {"n": 0}
     assert (first["status"], first["error"], first["attempt"]) == ("pending", "", 0)

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import assert_never
 
+from taskq_core.capture import CapturedResponse
 from taskq_core.models import QueuedCall
 from taskq_core.retry import Fail, Happened, Retry, RetryPolicy, Succeed
 from taskq_core.status import TaskStatus
@@ -42,6 +43,7 @@ class Succeeded:
     delivery: Delivery
     http_status: int
     duration_ms: float
+    response: CapturedResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class RetryLater:
     http_status: int | None
     duration_ms: float
     delay: float
+    response: CapturedResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class Failed:
     http_status: int | None
     duration_ms: float
     exhausted: bool = False  # retries ran out, rather than a permanent failure
+    response: CapturedResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,22 +88,26 @@ def outcome_for(
     reason: str,
     duration_ms: float,
     rng: random.Random,
+    response: CapturedResponse | None = None,
 ) -> Succeeded | RetryLater | Failed:
-    """What becomes of `delivery` after an attempt that came to `happened` (`reason` says why)."""
+    """What becomes of `delivery` after an attempt that came to `happened` (`reason` says why).
+
+    `response`: the kept start of the reply (response capture), whatever the outcome.
+    """
     status = happened.http_status
     decision = policy.decide(delivery.attempt, happened, rng=rng)
     match decision:
         case Succeed():
             assert status is not None  # only an answer succeeds
-            return Succeeded(delivery, status, duration_ms)
+            return Succeeded(delivery, status, duration_ms, response)
         case Retry(delay=delay):
-            return RetryLater(delivery, reason, status, duration_ms, delay)
+            return RetryLater(delivery, reason, status, duration_ms, delay, response)
         case Fail(exhausted=True):
             attempts = delivery.attempt + 1
             error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
-            return Failed(delivery, error, status, duration_ms, exhausted=True)
+            return Failed(delivery, error, status, duration_ms, exhausted=True, response=response)
         case Fail():
-            return Failed(delivery, reason, status, duration_ms)
+            return Failed(delivery, reason, status, duration_ms, response=response)
         case _:
             assert_never(decision)
 

@@ -80,6 +80,15 @@ class TaskCreated(msgspec.Struct, frozen=True):
     message_ids: list[int]
 
 
+class ResponseView(msgspec.Struct, frozen=True):
+    """The first RESPONSE_CAPTURE_BYTES of the last reply body (base64 when not UTF-8 text)."""
+
+    body: str
+    encoding: Literal["utf-8", "base64"]
+    content_type: str
+    truncated: bool
+
+
 class MessageStatusView(msgspec.Struct, frozen=True):
     """Where one payload stands. Never includes the forwarded headers."""
 
@@ -97,6 +106,7 @@ class MessageStatusView(msgspec.Struct, frozen=True):
     created_at: datetime | None = None
     dlq_message_id: int | None = None  # its id in the DLQ while it is there (status failed)
     scheduled_for: datetime | None = None
+    response: ResponseView | None = None
 
 
 class TaskStatusView(msgspec.Struct, frozen=True):

@@ -19,6 +19,8 @@ from taskq_core.errors import SettingsError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "text")
+MAX_RESPONSE_CAPTURE = 64 * 1024
+"""Bytes: every status row may carry this much, so it stays a preview, not storage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,8 @@ class Settings:
     idempotency_ttl: float = 24 * 3600.0
     # Issue 15: how far ahead a delay or not_before may hold a message.
     max_schedule_ahead: float = 30 * 86400.0
+    # Issue 15: bytes of each reply body kept in the status row (0: none).
+    response_capture_bytes: int = 4096
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -202,6 +206,15 @@ def _byte_size(raw: str) -> int:
     return _positive_int(lowered)
 
 
+def _capture_size(raw: str) -> int:
+    if raw.strip() == "0":
+        return 0
+    value = _byte_size(raw)
+    if value > MAX_RESPONSE_CAPTURE:
+        raise ValueError(f"must be at most {MAX_RESPONSE_CAPTURE} bytes (64KiB)")
+    return value
+
+
 def _boolean(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -276,6 +289,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "dlq_retention": _retention,
     "idempotency_ttl": _positive_duration,
     "max_schedule_ahead": _positive_duration,
+    "response_capture_bytes": _capture_size,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

@@ -19,6 +19,7 @@ from requests.utils import check_header_validity, get_auth_from_url
 from urllib3.exceptions import NameResolutionError
 
 from taskq_core.call_limits import call_timeout, longest_call
+from taskq_core.capture import CapturedResponse, capture
 from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, outcome_for
 from taskq_core.models import QueuedCall
 from taskq_core.retry import (
@@ -34,7 +35,7 @@ from taskq_worker.guarded_http import EgressRefusedError
 from taskq_worker.redirects import DEFAULT_HEADERS
 
 _BODYLESS_METHODS = frozenset({"GET", "DELETE"})
-MAX_RESPONSE_BYTES = 1024 * 1024  # replies are not kept; this only bounds what is read
+MAX_RESPONSE_BYTES = 1024 * 1024  # bounds what is read; only the first capture_bytes are kept
 _CHUNK_BYTES = 64 * 1024
 # Errors in the request itself: sending it again cannot succeed.
 _PERMANENT_REQUEST_ERRORS = (
@@ -74,6 +75,7 @@ class CallDefaults:
     retry_base_delay: float
     retry_max_delay: float
     follow_redirects: bool = True
+    capture_bytes: int = 0  # RESPONSE_CAPTURE_BYTES: reply bytes kept in the status row
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallDefaults:
@@ -83,6 +85,7 @@ class CallDefaults:
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
             follow_redirects=settings.follow_redirects,
+            capture_bytes=settings.response_capture_bytes,
         )
 
     def policy_for(self, call: QueuedCall) -> RetryPolicy:
@@ -111,7 +114,7 @@ def deliver(
     if call is None:
         return Failed(delivery, "malformed message: not a taskq call", None, 0.0)
     policy = defaults.policy_for(call)
-    # No Accept-Encoding among the defaults: replies are discarded unread.
+    # No Accept-Encoding among the defaults: at most a short preview of a reply is kept.
     headers = {**DEFAULT_HEADERS, **call.headers}
     headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}"
     headers["X-Taskq-Task-Id"] = call.task_id
@@ -123,6 +126,7 @@ def deliver(
             headers["Content-Type"] = "application/json"
     timeout = call_timeout(call, defaults.timeout)
 
+    kept: CapturedResponse | None = None
     started = time.perf_counter()
     try:
         # Preparing the request here and sending it skips the session's merge of
@@ -141,7 +145,9 @@ def deliver(
             allow_redirects=defaults.follow_redirects,
             stream=True,
         )
-        _discard_body(response, deadline=started + longest_call(timeout))
+        kept = _read_body(
+            response, deadline=started + longest_call(timeout), keep=defaults.capture_bytes
+        )
     except EgressRefusedError as error:
         happened, reason = Happened(error=ErrorKind.EGRESS_REFUSED), f"egress refused: {error}"
     except _PERMANENT_REQUEST_ERRORS as error:
@@ -152,7 +158,13 @@ def deliver(
     else:
         happened, reason = _answer(response), f"HTTP {response.status_code}"
     return outcome_for(
-        delivery, policy, happened, reason=reason, duration_ms=_elapsed_ms(started), rng=rng
+        delivery,
+        policy,
+        happened,
+        reason=reason,
+        duration_ms=_elapsed_ms(started),
+        rng=rng,
+        response=kept,
     )
 
 
@@ -177,20 +189,33 @@ def _credentials_in(url: str) -> tuple[str, str]:
     return get_auth_from_url(url)
 
 
-def _discard_body(response: requests.Response, *, deadline: float) -> None:
-    """Read (and drop) the reply so the connection can be reused, within a size and time budget.
+def _read_body(
+    response: requests.Response, *, deadline: float, keep: int
+) -> CapturedResponse | None:
+    """Read the reply so the connection can be reused, within a size and time budget.
 
-    A hostile target can answer with an endless or dripping body; past the
-    budget the connection is closed instead of reused.
+    The first `keep` bytes are kept (response capture). A hostile target can
+    answer with an endless or dripping body; past the budget the connection
+    is closed instead of reused.
     """
     received = 0
+    prefix = b""
     try:
         for chunk in response.iter_content(_CHUNK_BYTES):
+            if keep and len(prefix) <= keep:  # one byte more than kept tells it was cut
+                prefix += chunk[: keep + 1 - len(prefix)]
             received += len(chunk)
             if received > MAX_RESPONSE_BYTES or time.perf_counter() > deadline:
                 break
     finally:
         response.close()
+    if keep <= 0:
+        return None
+    return capture(
+        prefix[:keep],
+        truncated=len(prefix) > keep,
+        content_type=response.headers.get("Content-Type"),
+    )
 
 
 def _answer(response: requests.Response) -> Happened:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 import msgspec
@@ -26,6 +27,7 @@ from taskq_core.ids import created_at as id_created_at
 from taskq_core.models import (
     MessageStatusView,
     QueuedCall,
+    ResponseView,
     TaskCreated,
     TaskStatusView,
     TaskTypeView,
@@ -309,6 +311,10 @@ def _message_status(
     created_at: datetime,
     dlq_message_id: int | None,
     scheduled_for: datetime | None,
+    response_body: str | None,
+    response_body_encoding: Literal["utf-8", "base64"] | None,
+    response_content_type: str | None,
+    response_truncated: bool | None,
 ) -> MessageStatusView:
     # The payload is passed through as the stored JSON text, never re-parsed.
     return MessageStatusView(
@@ -326,6 +332,16 @@ def _message_status(
         created_at=created_at,
         dlq_message_id=dlq_message_id,
         scheduled_for=scheduled_for,
+        response=(
+            None
+            if response_body is None or response_body_encoding is None
+            else ResponseView(
+                body=response_body,
+                encoding=response_body_encoding,
+                content_type=response_content_type or "",
+                truncated=bool(response_truncated),
+            )
+        ),
     )
 
 

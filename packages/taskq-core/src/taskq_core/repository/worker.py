@@ -152,7 +152,15 @@ class WorkerRepository:
         ]
         # Pipeline mode sends the statements without waiting for each reply:
         # one round trip for the whole batch in the common (all success) case.
+        answered: list[Succeeded | RetryLater | Failed] = [*succeeded, *retrying, *failed]
+        captured = [
+            outcome
+            for outcome in answered
+            if outcome.response is not None and outcome.delivery.call is not None
+        ]
         with self._connection() as conn, conn.pipeline(), conn.transaction():
+            if captured:  # first: the outcome writes below end the rows' pending state
+                conn.execute(QUERIES["record_responses"], _response_params(captured))
             if succeeded:
                 conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
             if retrying:
@@ -254,6 +262,17 @@ def _keys(outcomes: Sequence[Succeeded | RetryLater | Failed]) -> dict[str, list
         "task_ids": [call.task_id if call else None for _, call in calls],
         "payload_ids": [call.payload_id if call else None for _, call in calls],
         "message_ids": [delivery.message_id for delivery, _ in calls],
+    }
+
+
+def _response_params(outcomes: Sequence[Succeeded | RetryLater | Failed]) -> dict[str, object]:
+    responses = [outcome.response for outcome in outcomes if outcome.response is not None]
+    return {
+        **_keys(outcomes),
+        "bodies": [response.body for response in responses],
+        "encodings": [response.encoding for response in responses],
+        "content_types": [response.content_type for response in responses],
+        "truncated": [response.truncated for response in responses],
     }
 
 

@@ -19,3 +19,11 @@ CREATE INDEX idempotency_keys_expiry ON taskq.idempotency_keys (expires_at);
 -- Delayed and scheduled delivery: the time a held message first becomes
 -- visible (NULL: delivered at once). Its status stays pending meanwhile.
 ALTER TABLE taskq.task_status ADD COLUMN scheduled_for timestamptz;
+
+-- Response capture: the first RESPONSE_CAPTURE_BYTES of the last reply body
+-- received, as text, or base64 when it is not UTF-8 text (encoding says which).
+ALTER TABLE taskq.task_status
+    ADD COLUMN response_body          text,
+    ADD COLUMN response_body_encoding text CHECK (response_body_encoding IN ('utf-8', 'base64')),
+    ADD COLUMN response_content_type  text,
+    ADD COLUMN response_truncated     boolean;

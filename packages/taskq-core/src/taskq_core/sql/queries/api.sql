@@ -80,7 +80,8 @@ SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_times
 -- name: task_statuses
 SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,
        updated_at, payload_id, http_status, duration_ms, created_at, dlq_message_id,
-       scheduled_for
+       scheduled_for, response_body, response_body_encoding, response_content_type,
+       response_truncated
 FROM taskq.task_status
 WHERE task_id = %(task_id)s
 ORDER BY payload_id;
