@@ -90,3 +90,9 @@ SELECT idempotency_key FROM taskq.idempotency_keys ORDER BY idempotency_key;
 -- name: test_expire_idempotency_keys
 UPDATE taskq.idempotency_keys SET expires_at = now() - interval '1 second'
 WHERE idempotency_key = ANY(%(keys)s);
+
+-- name: test_dump_task_types
+-- Everything a database dump holds about task types, as text (bytea with its
+-- printable bytes as characters, so a secret stored in clear would show).
+SELECT string_agg(t::text || encode(coalesce(t.signing_secrets, ''::bytea), 'escape'), ' ')
+FROM taskq.task_types AS t;

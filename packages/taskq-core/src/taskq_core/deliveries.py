@@ -36,6 +36,9 @@ class Delivery:
     # time.monotonic() at which the queue shows the message again unless it is
     # finished first: a call that could run past it must not start.
     hidden_until: float = 0.0
+    # The type's signing secrets (X-Taskq-Signature); () unsigned; None: the type
+    # has secrets this worker cannot decrypt, so the call must not go out unsigned.
+    signing_keys: tuple[bytes, ...] | None = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,7 @@ class TaskTypeRoute:
     queue_name: str
     max_rps: float | None
     paused: bool = False  # POST /task-types/{t}/pause: nothing is read until resumed
+    signing_keys: tuple[bytes, ...] | None = ()  # as Delivery.signing_keys
 
 
 @dataclass(frozen=True, slots=True)

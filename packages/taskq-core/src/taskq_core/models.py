@@ -116,11 +116,19 @@ class TaskStatusView(msgspec.Struct, frozen=True):
     statuses: list[MessageStatusView]
 
 
+SigningSecret = Annotated[str, msgspec.Meta(min_length=32, max_length=256, pattern=_NO_NUL)]
+
+
 class TaskTypeConfigure(msgspec.Struct, frozen=True):
-    """Body of POST /task-types: the type's global rate limit (sum over all workers)."""
+    """Body of POST /task-types: the type's global rate limit (sum over all workers).
+
+    `signing_secrets`: the current secret first, then (during a rotation) the
+    previous one; [] stops signing; absent leaves the secrets as they are.
+    """
 
     task_type: TaskTypeName
     max_rps: MaxRps | None = None
+    signing_secrets: Annotated[list[SigningSecret], msgspec.Meta(max_length=2)] | None = None
 
 
 class TaskTypeView(msgspec.Struct, frozen=True):
@@ -130,6 +138,7 @@ class TaskTypeView(msgspec.Struct, frozen=True):
     max_rps: float | None
     created_at: datetime
     updated_at: datetime
+    signed: bool = False  # calls carry X-Taskq-Signature; the secrets are never shown
 
 
 class DlqOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -91,6 +91,8 @@ class Settings:
     max_schedule_ahead: float = 30 * 86400.0
     # Issue 15: bytes of each reply body kept in the status row (0: none).
     response_capture_bytes: int = 4096
+    # Issue 15: the key that seals task types' signing secrets at rest (empty: no signing).
+    secrets_key: str = ""
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -109,7 +111,8 @@ class Settings:
             try:
                 values[field.name] = parse(raw.strip())
             except ValueError as error:
-                raise SettingsError(variable, raw, str(error)) from error
+                shown = "(hidden)" if field.name in _SECRET_FIELDS else raw
+                raise SettingsError(variable, shown, str(error)) from error
         return cls(**values)  # type: ignore[arg-type]
 
     @property
@@ -118,6 +121,8 @@ class Settings:
         return {"warn": "WARNING"}.get(self.log_level, self.log_level.upper())
 
 
+_SECRET_FIELDS = frozenset({"api_keys", "secrets_key"})
+"""Settings whose value an error message must not repeat."""
 _ALIASES = {"api_keys": ("API_KEYS", "TASKQ_API_KEYS")}
 
 
@@ -215,6 +220,12 @@ def _capture_size(raw: str) -> int:
     return value
 
 
+def _secrets_key(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return raw
+
+
 def _boolean(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -290,6 +301,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "idempotency_ttl": _positive_duration,
     "max_schedule_ahead": _positive_duration,
     "response_capture_bytes": _capture_size,
+    "secrets_key": _secrets_key,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

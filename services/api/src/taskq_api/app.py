@@ -34,6 +34,7 @@ from taskq_core.repository.api import ApiRepository
 from taskq_core.repository.dlq import DlqRepository
 from taskq_core.repository.operations import OperationsRepository
 from taskq_core.schema_version import check_new_connection
+from taskq_core.secret_box import SecretBox
 from taskq_core.settings import Settings
 
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pool,
         max_task_types=settings.max_task_types,
         status_retention=settings.status_retention,
+        secrets=SecretBox(settings.secrets_key) if settings.secrets_key else None,
     )
     operations = OperationsRepository(pool)
     dead_letters = DlqRepository(pool, repository, dlq_queue_name=settings.dlq_queue_name)

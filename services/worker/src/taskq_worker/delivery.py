@@ -30,6 +30,7 @@ from taskq_core.retry import (
     parse_retry_after,
 )
 from taskq_core.settings import Settings
+from taskq_core.signing import SIGNATURE_HEADER, sign
 from taskq_core.status import TaskStatus
 from taskq_worker.guarded_http import EgressRefusedError
 from taskq_worker.redirects import DEFAULT_HEADERS
@@ -45,6 +46,9 @@ _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidHeader,
 )
 _encode = msgspec.json.Encoder().encode
+_UNSIGNABLE = (
+    "signing secrets unreadable: this worker's SECRETS_KEY is unset or differs from the API's"
+)
 
 
 class NoCookies(RequestsCookieJar):
@@ -111,8 +115,10 @@ def deliver(
     call = delivery.call
     if delivery.status is not TaskStatus.PENDING:
         return Dropped(delivery)
-    if call is None:
-        return Failed(delivery, "malformed message: not a taskq call", None, 0.0)
+    if call is None or delivery.signing_keys is None:
+        # Fail closed: a type that signs its calls never sends one unsigned.
+        reason = "malformed message: not a taskq call" if call is None else _UNSIGNABLE
+        return Failed(delivery, reason, None, 0.0)
     policy = defaults.policy_for(call)
     # No Accept-Encoding among the defaults: at most a short preview of a reply is kept.
     headers = {**DEFAULT_HEADERS, **call.headers}
@@ -124,6 +130,10 @@ def deliver(
         body = _encode(call.data)
         if not any(name.lower() == "content-type" for name in call.headers):
             headers["Content-Type"] = "application/json"
+    if delivery.signing_keys:
+        headers[SIGNATURE_HEADER] = sign(
+            body or b"", delivery.signing_keys, timestamp=int(time.time())
+        )
     timeout = call_timeout(call, defaults.timeout)
 
     kept: CapturedResponse | None = None

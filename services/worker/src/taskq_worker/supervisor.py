@@ -29,6 +29,7 @@ from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.retention import RetentionRepository
 from taskq_core.repository.worker import WorkerRepository
 from taskq_core.retry import ErrorKind, Happened
+from taskq_core.secret_box import SecretBox
 from taskq_core.settings import Settings
 from taskq_worker.concurrency import ConcurrencyTuner
 from taskq_worker.delivery import CallDefaults, NoCookies, deliver
@@ -95,7 +96,11 @@ class Supervisor:
         self._pool = create_pool(
             settings, name="taskq-worker", max_size=max(2, min(settings.db_pool_size, 4))
         )
-        self.repository = WorkerRepository(self._pool, dlq_queue_name=settings.dlq_queue_name)
+        self.repository = WorkerRepository(
+            self._pool,
+            dlq_queue_name=settings.dlq_queue_name,
+            secrets=SecretBox(settings.secrets_key) if settings.secrets_key else None,
+        )
         self.dispatcher = Dispatcher(
             threads=settings.max_workers,
             buffer_size=settings.max_queue_buffer,

@@ -36,6 +36,7 @@ from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
 from taskq_core.repository.idempotency import claim_key, record_answer, stored_answer
 from taskq_core.repository.pooled import pooled_connection
+from taskq_core.secret_box import SecretBox
 from taskq_core.status import TaskStatus
 
 DEFAULT_MAX_TASK_TYPES = 1000
@@ -53,8 +54,10 @@ class ApiRepository:
         *,
         max_task_types: int = DEFAULT_MAX_TASK_TYPES,
         status_retention: float | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         self._pool = pool
+        self._secrets = secrets  # seals signing secrets; None: SECRETS_KEY is not set
         self._max_task_types = max_task_types
         self._status_retention = status_retention
         # task type -> queue name, filled only after the commit that made the queue
@@ -255,9 +258,15 @@ class ApiRepository:
             "so its finished statuses were deleted by retention"
         )
 
-    async def configure_task_type(self, task_type: str, max_rps: float | None) -> TaskTypeView:
-        """Upsert a type's global rate limit (None: unlimited); creates its queue when new."""
+    async def configure_task_type(
+        self, task_type: str, max_rps: float | None, signing_secrets: list[str] | None = None
+    ) -> TaskTypeView:
+        """Upsert a type's global rate limit (None: unlimited); creates its queue when new.
+
+        `signing_secrets` (None: unchanged, []: none) are sealed before they are stored.
+        """
         queue = queue_name_for(task_type)
+        sealed = self._seal(task_type, signing_secrets)
         async with self._connection() as conn, conn.transaction():
             exists = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
             if await exists.fetchone() is None:
@@ -268,18 +277,37 @@ class ApiRepository:
             )
             row = await cursor.fetchone()
             assert row is not None  # an upsert with RETURNING always returns its row
-            name, rps, created_at, updated_at, created = row
+            name, rps, created_at, updated_at, created, signed = row
             if created:
                 await conn.execute(QUERIES["create_queue"], {"queue": queue})
             await conn.execute(
                 QUERIES["configure_rate"], {"task_type": task_type, "max_rps": max_rps}
             )
+            if signing_secrets is not None:
+                await conn.execute(
+                    QUERIES["set_signing_secrets"], {"task_type": task_type, "sealed": sealed}
+                )
+                signed = sealed is not None
         return TaskTypeView(
             task_type=str(name),
             max_rps=None if rps is None else float(rps),
             created_at=created_at,
             updated_at=updated_at,
+            signed=bool(signed),
         )
+
+    def _seal(self, task_type: str, secrets: list[str] | None) -> bytes | None:
+        """The secrets sealed for storage; None for none (or unchanged)."""
+        if not secrets:
+            return None
+        if self._secrets is None:
+            raise InvalidFieldError(
+                "signing_secrets",
+                "this server has no SECRETS_KEY to store them encrypted; ask its operator",
+            )
+        if len(set(secrets)) != len(secrets):
+            raise InvalidFieldError("signing_secrets", "must not repeat a secret")
+        return self._secrets.seal(task_type, secrets)
 
     async def get_task_type(self, task_type: str) -> TaskTypeView:
         """A type's configuration; NotFoundError when it was never submitted nor configured."""
@@ -346,8 +374,17 @@ def _message_status(
 
 
 def _task_type_view(
-    *, task_type: str, max_rps: float | None, created_at: datetime, updated_at: datetime
+    *,
+    task_type: str,
+    max_rps: float | None,
+    created_at: datetime,
+    updated_at: datetime,
+    signed: bool,
 ) -> TaskTypeView:
     return TaskTypeView(
-        task_type=task_type, max_rps=max_rps, created_at=created_at, updated_at=updated_at
+        task_type=task_type,
+        max_rps=max_rps,
+        created_at=created_at,
+        updated_at=updated_at,
+        signed=signed,
     )

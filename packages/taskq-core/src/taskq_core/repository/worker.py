@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
+from loguru import logger
 from psycopg.rows import class_row, scalar_row
 
 from taskq_core.database import BoundedConnection, SyncPool, database_errors
@@ -36,6 +37,7 @@ from taskq_core.errors import DatabaseError, DatabaseUnavailableError, TaskTypeU
 from taskq_core.models import QueuedCall
 from taskq_core.queries import QUERIES
 from taskq_core.schema_version import check_database
+from taskq_core.secret_box import SecretBox, SecretUnreadableError
 from taskq_core.status import TaskStatus
 
 _decode_call = msgspec.json.Decoder(QueuedCall).decode
@@ -45,9 +47,12 @@ _encode = msgspec.json.Encoder().encode
 class WorkerRepository:
     """All SQL a worker runs, over a psycopg connection pool."""
 
-    def __init__(self, pool: SyncPool, *, dlq_queue_name: str) -> None:
+    def __init__(
+        self, pool: SyncPool, *, dlq_queue_name: str, secrets: SecretBox | None = None
+    ) -> None:
         self._pool = pool
         self._dlq = dlq_queue_name
+        self._secrets = secrets  # opens signing secrets; None: SECRETS_KEY is not set
 
     def ping(self) -> None:
         with self._connection() as conn:
@@ -60,8 +65,30 @@ class WorkerRepository:
 
     def routes(self) -> list[TaskTypeRoute]:
         with self._connection() as conn:
-            cursor = conn.cursor(row_factory=class_row(TaskTypeRoute))
-            return cursor.execute(QUERIES["list_task_types"]).fetchall()
+            rows = conn.execute(QUERIES["list_task_types"]).fetchall()
+        return [
+            TaskTypeRoute(
+                task_type=str(task_type),
+                queue_name=str(queue_name),
+                max_rps=None if max_rps is None else float(max_rps),
+                paused=bool(paused),
+                signing_keys=self._open(str(task_type), sealed),
+            )
+            for task_type, queue_name, max_rps, paused, sealed in rows
+        ]
+
+    def _open(self, task_type: str, sealed: bytes | None) -> tuple[bytes, ...] | None:
+        """A type's signing secrets; None (logged) when this worker cannot decrypt them."""
+        if sealed is None:
+            return ()
+        reason = f"task type {task_type!r} signs its calls, but SECRETS_KEY is not set"
+        if self._secrets is not None:
+            try:
+                return self._secrets.open(task_type, bytes(sealed))
+            except SecretUnreadableError as error:
+                reason = error.message
+        logger.bind(task_type=task_type).error("{}; its calls fail until it is fixed", reason)
+        return None
 
     def due_queues(self, horizon: float) -> tuple[TaskTypesVersion, list[DueQueue]]:
         """The task types' version and the queues due within `horizon` seconds (one statement)."""
@@ -113,6 +140,7 @@ class WorkerRepository:
                 attempt=row.attempt,
                 status=TaskStatus(row.status),
                 hidden_until=hidden_until,
+                signing_keys=route.signing_keys,
             )
             for row in rows
         ]

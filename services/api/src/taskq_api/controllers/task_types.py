@@ -21,7 +21,9 @@ class TaskTypesController(Controller):
         summary="Create or update a task type's rate limit",
         description=(
             "max_rps limits the sum of all worker replicas; null removes the limit. "
-            "Once set here, a batch's max_rps no longer changes it."
+            "Once set here, a batch's max_rps no longer changes it. signing_secrets "
+            "(1 or 2, at least 32 characters each; [] stops signing) make every call carry "
+            "X-Taskq-Signature; they are stored encrypted and never returned."
         ),
         status_code=HTTP_200_OK,
         responses=write_errors(409),
@@ -29,7 +31,9 @@ class TaskTypesController(Controller):
     async def configure(
         self, data: JSONBody[TaskTypeConfigure], repository: Repository
     ) -> TaskTypeView:
-        return await repository.configure_task_type(data.task_type, data.max_rps)
+        return await repository.configure_task_type(
+            data.task_type, data.max_rps, data.signing_secrets
+        )
 
     @get(
         operation_id="listTaskTypes",

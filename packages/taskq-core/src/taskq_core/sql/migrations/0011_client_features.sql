@@ -27,3 +27,8 @@ ALTER TABLE taskq.task_status
     ADD COLUMN response_body_encoding text CHECK (response_body_encoding IN ('utf-8', 'base64')),
     ADD COLUMN response_content_type  text,
     ADD COLUMN response_truncated     boolean;
+
+-- Request signing: a task type's signing secrets (one, or two during a
+-- rotation), sealed with AES-256-GCM under the SECRETS_KEY setting
+-- (taskq_core.secret_box); NULL: calls are not signed. Never returned by a GET.
+ALTER TABLE taskq.task_types ADD COLUMN signing_secrets bytea;

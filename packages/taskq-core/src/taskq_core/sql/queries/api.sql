@@ -92,13 +92,21 @@ INSERT INTO taskq.task_types AS t (task_type, queue_name, max_rps, rps_explicit)
 VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true)
 ON CONFLICT (task_type) DO UPDATE
     SET max_rps = excluded.max_rps, rps_explicit = true, updated_at = now()
-RETURNING task_type, max_rps, created_at, updated_at, (xmax = 0) AS created;
+RETURNING task_type, max_rps, created_at, updated_at, (xmax = 0) AS created,
+          signing_secrets IS NOT NULL AS signed;
+
+-- name: set_signing_secrets
+-- Sealed by taskq_core.secret_box (NULL: stop signing). updated_at moves so
+-- workers re-read the type's route, secrets included.
+UPDATE taskq.task_types
+SET signing_secrets = %(sealed)s, updated_at = now()
+WHERE task_type = %(task_type)s;
 
 -- name: configure_rate
 SELECT taskq.configure_rate(%(task_type)s, %(max_rps)s);
 
 -- name: get_task_type
-SELECT task_type, max_rps, created_at, updated_at
+SELECT task_type, max_rps, created_at, updated_at, signing_secrets IS NOT NULL AS signed
 FROM taskq.task_types
 WHERE task_type = %(task_type)s;
 

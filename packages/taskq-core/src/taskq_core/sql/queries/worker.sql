@@ -1,7 +1,9 @@
 -- Statements the worker runs (taskq_core.repository.worker).
 
 -- name: list_task_types
-SELECT task_type, queue_name, max_rps, paused FROM taskq.task_types ORDER BY task_type;
+-- signing_secrets are sealed (taskq_core.secret_box): opened in the worker only.
+SELECT task_type, queue_name, max_rps, paused, signing_secrets
+FROM taskq.task_types ORDER BY task_type;
 
 -- name: due_queues
 -- An idle worker's one question per second. The queues with a message visible
