@@ -16,6 +16,8 @@ from bench.procs import BIN, LOCALHOST, Managed, RssSampler, free_port, wait_for
 
 API_MODULE = "taskq_api.main"
 WORKER_MODULE = "taskq_worker.main"
+BENCH_SECRETS_KEY = "bench-only-secrets-key-0123456789abcdef"
+"""Lets the features scenario configure signing secrets; the bench database is thrown away."""
 
 
 def base_env(dsn: str) -> dict[str, str]:
@@ -31,6 +33,7 @@ def base_env(dsn: str) -> dict[str, str]:
         LOG_LEVEL="warning",
         LOG_FORMAT="text",
         NO_PROXY="127.0.0.1,localhost",
+        SECRETS_KEY=BENCH_SECRETS_KEY,
     )
     return env
 
@@ -138,12 +141,13 @@ class Cluster:
 
     # -- client ------------------------------------------------------------------------------
 
-    def configure_type(self, task_type: str, max_rps: float | None) -> None:
-        reply = self.client.post(
-            f"{self.api_url}/task-types",
-            json={"task_type": task_type, "max_rps": max_rps},
-            timeout=30,
-        )
+    def configure_type(
+        self, task_type: str, max_rps: float | None, *, signing_secrets: list[str] | None = None
+    ) -> None:
+        body: dict[str, object] = {"task_type": task_type, "max_rps": max_rps}
+        if signing_secrets is not None:
+            body["signing_secrets"] = signing_secrets
+        reply = self.client.post(f"{self.api_url}/task-types", json=body, timeout=30)
         if reply.status_code >= 300:
             raise RuntimeError(f"POST /task-types -> {reply.status_code}: {reply.text[:300]}")
 

@@ -897,6 +897,45 @@ def scenario_retry(ctx: Context) -> None:
     )
 
 
+# -- 9. issue 15 features: what signing and response capture cost --------------------------
+
+
+def scenario_features(ctx: Context) -> None:
+    """One fast-target burn-down each: plain, response capture on, signed (one run each)."""
+    cluster = ctx.need_cluster("features")
+    if cluster is None:
+        return
+    count = ctx.sizes.fast_backlog
+    no_capture = {"RESPONSE_CAPTURE_BYTES": "0"}
+    cluster.configure_type(
+        "bench-signed", None, signing_secrets=["bench-signing-secret-" + "s" * 20]
+    )
+    variants = (
+        ("plain (no capture, unsigned)", "bench-plain", no_capture),
+        ("response capture 4 KiB", "bench-capture", {"RESPONSE_CAPTURE_BYTES": "4096"}),
+        ("signed (HMAC-SHA256)", "bench-signed", no_capture),
+    )
+    plain: float | None = None
+    for label, task_type, env in variants:
+        ctx.progress.step(f"features: {count:,} burn-down, {label}")
+        rate = burn_down(
+            ctx, cluster, task_type, count, replicas=1, url=ctx.fast.url, extra_env=env
+        )
+        if plain is None:
+            plain = rate
+            ctx.record("features", label, rate, "calls/s", note=cpu_note(ctx.last_cpu))
+            continue
+        ctx.record(
+            "features",
+            label,
+            rate,
+            "calls/s",
+            baseline=plain,
+            baseline_name="plain",
+            note=cpu_note(ctx.last_cpu),
+        )
+
+
 SCENARIOS: dict[str, Callable[[Context], None]] = {
     "submission": scenario_submission,
     "fast": scenario_fast,
@@ -906,4 +945,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "fairness": scenario_fairness,
     "memory": scenario_memory,
     "retry": scenario_retry,
+    "features": scenario_features,
 }
