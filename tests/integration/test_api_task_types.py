@@ -24,7 +24,8 @@ def test_configure_then_read_returns_the_reference_shape(client: TestClient[Lite
 
     assert created.status_code == 200
     body = created.json()
-    assert set(body) == {"task_type", "max_rps", "created_at", "updated_at"}
+    assert set(body) == {"task_type", "max_rps", "created_at", "updated_at", "signed"}
+    assert body["signed"] is False
     assert (body["task_type"], body["max_rps"]) == ("update-resource", 10.0)
     datetime.fromisoformat(body["created_at"])
     read = client.get("/task-types/update-resource")
