@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -70,23 +71,32 @@ def test_a_past_not_before_is_delivered_at_once(settings: Settings, target: Targ
     assert row["scheduled_for"] is None
 
 
-def test_a_held_message_is_delivered_at_its_time_not_before(
+def test_held_messages_are_delivered_at_their_time_by_an_idle_worker(
     settings: Settings, target: Target
 ) -> None:
-    arrivals: list[float] = []
+    arrivals: dict[int, float] = {}
 
-    def record(_: Received) -> Reply:
-        arrivals.append(time.time())
+    def record(request: Received) -> Reply:
+        arrivals[request.json()["n"]] = time.time()  # type: ignore[index]
         return Reply()
 
     target.responder = record
+    delays_ms = [400, 800, 1200, 1600, 2000]
     with api_client(settings) as client, running_worker(settings):
-        # The worker is idle and has read the queue dry before the message is due.
-        submit(client, batch(1, url=target.url, task_type="warm"))
+        # The worker is idle and has read the queue dry before anything is due.
+        submit(
+            client,
+            batch(1, url=target.url, task_type="timed") | {"payloads": [{"data": {"n": -1}}]},
+        )
         wait_until(lambda: target.count() == 1)
-        task_id = submit(client, batch(1, url=target.url, task_type="warm") | {"delay": 1500})
-        wait_until(lambda: all_final(settings.postgres_dsn, task_id, 1), timeout=15)
-    (row,) = statuses(settings.postgres_dsn, task_id)
-    due = row["scheduled_for"].timestamp()
-    assert row["status"] == "success"
-    assert arrivals[1] >= due
+        body = batch(0, url=target.url, task_type="timed")
+        body["payloads"] = [{"data": {"n": n}, "delay": ms} for n, ms in enumerate(delays_ms)]
+        task_id = submit(client, body)
+        wait_until(lambda: all_final(settings.postgres_dsn, task_id, len(delays_ms)), timeout=15)
+    rows = statuses(settings.postgres_dsn, task_id)
+    lateness = [arrivals[n] - row["scheduled_for"].timestamp() for n, row in enumerate(rows)]
+    assert [row["status"] for row in rows] == ["success"] * len(delays_ms)
+    assert min(lateness) >= 0, lateness  # never early
+    # Issue 15: within 100 ms of its time when workers are idle (the median, so
+    # that one slice of a loaded CI machine does not decide it).
+    assert statistics.median(lateness) < 0.1, lateness
