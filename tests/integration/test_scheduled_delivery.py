@@ -48,6 +48,13 @@ def test_bad_schedules_are_refused_whole_naming_the_field(settings: Settings, db
         ({"not_before": "next tuesday"}, "not_before"),
         ({"not_before": far}, "not_before"),
         ({"delay": "1s", "not_before": "2030-01-01T00:00:00Z"}, "delay"),
+        ({"delay": 10**30}, "delay"),
+        ({"delay": 1.5}, "delay"),
+        ({"delay": "1e400"}, "delay"),
+        ({"delay": "9" * 400 + "h"}, "delay"),
+        ({"not_before": "2030-01-01T00:00:00Z" + " " * 10_000}, "not_before"),
+        ({"not_before": 1893456000}, "not_before"),
+        ({"not_before": "9999-12-31T23:59:59.999999999-23:59"}, "not_before"),
     ]
     with api_client(settings) as client:
         for fields, field in cases:
