@@ -43,6 +43,9 @@ def test_a_repeat_returns_the_first_answer_and_queues_nothing(
     assert "Idempotent-Replayed" not in first.headers
     assert queue_length(db_dsn, "sync") == 3
     assert counts(db_dsn)[0] == 3
+    scraped = client.get("/metrics").text
+    assert 'taskq_api_submissions_replayed_total{task_type="sync"} 1.0' in scraped
+    assert 'taskq_api_tasks_accepted_total{task_type="sync"} 1.0' in scraped
 
 
 def test_the_body_is_compared_in_canonical_form(client: TestClient[Litestar]) -> None:
@@ -77,6 +80,8 @@ def test_the_same_key_with_another_body_is_a_conflict_naming_the_header(
     assert response.json()["field"] == "Idempotency-Key"
     assert "different request body" in response.json()["detail"]
     assert queue_length(db_dsn, "sync") == 1
+    scraped = client.get("/metrics").text
+    assert 'taskq_api_submissions_rejected_total{reason="idempotency_conflict"} 1.0' in scraped
 
 
 def test_without_a_key_every_submission_is_new(client: TestClient[Litestar], db_dsn: str) -> None:

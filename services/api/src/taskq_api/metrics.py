@@ -70,6 +70,12 @@ class ApiMetrics:
             ["task_type"],
             registry=self.registry,
         )
+        self.submissions_replayed = Counter(
+            "taskq_api_submissions_replayed",
+            "Repeats of an Idempotency-Key answered with the first answer, by task type.",
+            ["task_type"],
+            registry=self.registry,
+        )
         self.submissions_rejected = Counter(
             "taskq_api_submissions_rejected",
             "Batches (POST /tasks) refused, by the `error` code of the response body.",
@@ -80,6 +86,9 @@ class ApiMetrics:
     def accepted(self, task_type: str, payloads: int) -> None:
         self.tasks_accepted.labels(task_type).inc()
         self.payloads_accepted.labels(task_type).inc(payloads)
+
+    def replayed(self, task_type: str) -> None:
+        self.submissions_replayed.labels(task_type).inc()
 
     def rejected(self, reason: str) -> None:
         self.submissions_rejected.labels(reason).inc()

@@ -117,6 +117,7 @@ class TasksController(Controller):
         context = {"task_id": str(created.task_id), "task_type": data.task_type}
         if replayed:
             logger.bind(**context).info("repeated Idempotency-Key: the first answer, again")
+            metrics.replayed(data.task_type)
             return Response(created, status_code=HTTP_201_CREATED, headers=_REPLAYED)
         metrics.accepted(data.task_type, len(created.message_ids))
         logger.bind(**context).info("queued {} message(s)", len(created.message_ids))
