@@ -107,3 +107,17 @@ def test_held_messages_are_delivered_at_their_time_by_an_idle_worker(
     # Issue 15: within 100 ms of its time when workers are idle (the median, so
     # that one slice of a loaded CI machine does not decide it).
     assert statistics.median(lateness) < 0.1, lateness
+
+
+def test_a_held_message_can_be_cancelled_and_is_never_called(
+    settings: Settings, target: Target
+) -> None:
+    with api_client(settings) as client:
+        task_id = submit(client, batch(2, url=target.url, task_type="held") | {"delay": "1h"})
+        response = client.delete(f"/tasks/{task_id}")
+        view = client.get(f"/tasks/{task_id}").json()["statuses"]
+    assert response.status_code == 200, response.text
+    assert response.json()["cancelled_count"] == 2
+    assert response.json()["in_flight_count"] == 0
+    assert [row["status"] for row in view] == ["cancelled"] * 2
+    assert queue_length(settings.postgres_dsn, "held") == 0
