@@ -104,8 +104,10 @@ def test_status_lists_every_payload_in_order_without_headers(client: TestClient[
         "duration_ms",
         "created_at",
         "dlq_message_id",
+        "snoozes",
     } == set(first)
     assert first["payload"] == {"n": 0}
+    assert first["snoozes"] == 0
     assert (first["status"], first["error"], first["attempt"]) == ("pending", "", 0)
     assert (first["item_id"], first["task_type"]) == ("item-1", "update-resource")
     assert "secret-token" not in response.text

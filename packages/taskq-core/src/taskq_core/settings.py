@@ -83,6 +83,11 @@ class Settings:
     # kept; None keeps them for ever.
     status_retention: float | None = 7 * 86400.0
     dlq_retention: float | None = None
+    # Flow control (design decision 11): a 429 snoozes a message without
+    # spending an attempt, at most MAX_SNOOZES times, each for at most
+    # MAX_SNOOZE_DELAY seconds whatever Retry-After asks.
+    max_snoozes: int = 20
+    max_snooze_delay: float = 3600.0
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -270,6 +275,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "liveness_timeout": _positive_duration,
     "status_retention": _retention,
     "dlq_retention": _retention,
+    "max_snoozes": _non_negative_int,
+    "max_snooze_delay": _positive_duration,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

@@ -21,12 +21,20 @@ from psycopg.rows import kwargs_row
 from taskq_core.database import AsyncBoundedConnection, AsyncPool, first_line
 from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError, TooManyTaskTypesError
 from taskq_core.ids import created_at as id_created_at
-from taskq_core.models import MessageStatusView, QueuedCall, TaskStatusView, TaskTypeView
+from taskq_core.models import (
+    DeliveryDefaults,
+    MessageStatusView,
+    QueuedCall,
+    TaskStatusView,
+    TaskTypeView,
+)
 from taskq_core.queries import QUERIES
 from taskq_core.queue_names import queue_name_for
 from taskq_core.repository.pooled import pooled_connection
 from taskq_core.status import TaskStatus
+from taskq_core.type_defaults import encode_defaults, task_type_view
 
+_NO_DEFAULTS = DeliveryDefaults()
 DEFAULT_MAX_TASK_TYPES = 1000
 """MAX_TASK_TYPES's default: each type costs a PGMQ queue (7 relations) and metric series."""
 PING_TIMEOUT = 1.0
@@ -164,30 +172,46 @@ class ApiRepository:
             "so its finished statuses were deleted by retention"
         )
 
-    async def configure_task_type(self, task_type: str, max_rps: float | None) -> TaskTypeView:
-        """Upsert a type's global rate limit (None: unlimited); creates its queue when new."""
+    async def configure_task_type(
+        self,
+        task_type: str,
+        max_rps: float | None,
+        defaults: DeliveryDefaults = _NO_DEFAULTS,
+        max_concurrency: int | None = None,
+    ) -> TaskTypeView:
+        """Upsert a type's global rate limit (None: unlimited) and delivery defaults.
+
+        Creates the type's queue when the type is new.
+        """
         queue = queue_name_for(task_type)
+        params = {
+            "task_type": task_type,
+            "queue": queue,
+            "max_rps": max_rps,
+            "defaults": encode_defaults(defaults),
+            "max_concurrency": max_concurrency,
+        }
         async with self._connection() as conn, conn.transaction():
             exists = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
             if await exists.fetchone() is None:
                 await self._make_room_for_a_type(conn)
-            cursor = await conn.execute(
-                QUERIES["configure_task_type"],
-                {"task_type": task_type, "queue": queue, "max_rps": max_rps},
-            )
+            cursor = await conn.execute(QUERIES["configure_task_type"], params)
             row = await cursor.fetchone()
             assert row is not None  # an upsert with RETURNING always returns its row
-            name, rps, created_at, updated_at, created = row
+            name, rps, created_at, updated_at, stored, concurrency, snoozed_until, created = row
             if created:
                 await conn.execute(QUERIES["create_queue"], {"queue": queue})
             await conn.execute(
                 QUERIES["configure_rate"], {"task_type": task_type, "max_rps": max_rps}
             )
-        return TaskTypeView(
+        return task_type_view(
             task_type=str(name),
             max_rps=None if rps is None else float(rps),
             created_at=created_at,
             updated_at=updated_at,
+            defaults=stored,
+            max_concurrency=concurrency,
+            snoozed_until=snoozed_until,
         )
 
     async def get_task_type(self, task_type: str) -> TaskTypeView:
@@ -196,7 +220,7 @@ class ApiRepository:
             # PostgreSQL text cannot hold NUL, so no such type can exist (nor be queried).
             raise NotFoundError("task type", task_type.replace("\x00", "\\x00"))
         async with self._connection() as conn:
-            cursor = conn.cursor(row_factory=kwargs_row(_task_type_view))
+            cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
             await cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
             view = await cursor.fetchone()
         if view is None:
@@ -219,6 +243,7 @@ def _message_status(
     duration_ms: float | None,
     created_at: datetime,
     dlq_message_id: int | None,
+    snoozes: int,
 ) -> MessageStatusView:
     # The payload is passed through as the stored JSON text, never re-parsed.
     return MessageStatusView(
@@ -235,12 +260,5 @@ def _message_status(
         duration_ms=duration_ms,
         created_at=created_at,
         dlq_message_id=dlq_message_id,
-    )
-
-
-def _task_type_view(
-    *, task_type: str, max_rps: float | None, created_at: datetime, updated_at: datetime
-) -> TaskTypeView:
-    return TaskTypeView(
-        task_type=task_type, max_rps=max_rps, created_at=created_at, updated_at=updated_at
+        snoozes=snoozes,
     )
