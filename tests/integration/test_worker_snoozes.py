@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from taskq_core.queries import QUERIES
 from taskq_core.settings import Settings
+from taskq_dev.queries import DEV_QUERIES
 from tests.support.api import api_client
 from tests.support.processes import start_worker, stop
 from tests.support.target import Received, Reply, Target, wait_until
@@ -151,7 +151,7 @@ def test_a_target_that_always_answers_429_ends_in_the_dlq_after_max_snoozes(
     with psycopg.connect(settings.postgres_dsn) as conn:
         cursor = conn.cursor(row_factory=dict_row)
         dead = cursor.execute(
-            QUERIES["test_queue_messages"], {"queue": settings.dlq_queue_name}
+            DEV_QUERIES["test_queue_messages"], {"queue": settings.dlq_queue_name}
         ).fetchall()
     assert len(dead) == 2
 
