@@ -84,7 +84,8 @@ def test_a_type_whose_queue_is_gone_is_set_aside_while_others_flow(
 ) -> None:
     dsn = settings.postgres_dsn
     first = submit_one(settings, "broken", target.url)
-    with worker(settings, tmp_path) as running:
+    # One process, so that "logged once" counts one fetcher's lines.
+    with worker(settings, tmp_path, WORKER_PROCESSES=1) as running:
         wait_until(lambda: delivered(settings, first), timeout=15)
         table = faults.queue_table("broken")
         faults.run(dsn, "fault_rename_table", old=table, new=f"{table}_away")

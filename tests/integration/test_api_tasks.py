@@ -106,8 +106,10 @@ def test_status_lists_every_payload_in_order_without_headers(client: TestClient[
         "dlq_message_id",
         "scheduled_for",
         "response",
+        "snoozes",
     } == set(first)
     assert first["payload"] == {"n": 0}
+    assert first["snoozes"] == 0
     assert (first["status"], first["error"], first["attempt"]) == ("pending", "", 0)
     assert (first["item_id"], first["task_type"]) == ("item-1", "update-resource")
     assert "secret-token" not in response.text

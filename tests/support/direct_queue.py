@@ -28,7 +28,7 @@ def queue_directly(settings: Settings, task_type: str, calls: list[dict[str, Any
         pool = create_async_pool(settings, name="taskq-test")
         await pool.open()
         try:
-            repository = ApiRepository(pool, dlq_queue_name=settings.dlq_queue_name)
+            repository = ApiRepository(pool)
             await repository.submit(
                 task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=queued
             )

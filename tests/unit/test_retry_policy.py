@@ -14,6 +14,7 @@ from taskq_core.retry import (
     Happened,
     Retry,
     RetryPolicy,
+    Snooze,
     Succeed,
     is_retryable_status,
     next_delay,
@@ -83,8 +84,10 @@ def test_which_statuses_are_retried(status: int, retryable: bool) -> None:
 
 
 # The whole decision, as a table: what happened on attempt `attempt` (0-based)
-# of a call allowed 3 retries -> succeed, retry after D seconds, or fail.
-_POLICY = RetryPolicy(max_retries=3, base_delay=1.0, max_delay=30.0, jitter=0.0)
+# of a call allowed 3 retries -> succeed, retry after D seconds, snooze, or fail.
+_POLICY = RetryPolicy(
+    max_retries=3, base_delay=1.0, max_delay=30.0, jitter=0.0, max_snoozes=2, max_snooze_delay=600.0
+)
 
 
 @pytest.mark.parametrize(
@@ -97,8 +100,13 @@ _POLICY = RetryPolicy(max_retries=3, base_delay=1.0, max_delay=30.0, jitter=0.0)
         (3, Happened(http_status=503), Fail(exhausted=True)),
         (0, Happened(http_status=404), Fail(exhausted=False)),
         (0, Happened(http_status=301), Fail(exhausted=False)),
-        (0, Happened(http_status=429, retry_after=7.0), Retry(7.0)),
-        (0, Happened(http_status=503, retry_after=3600.0), Retry(30.0)),
+        # A rate-limit answer snoozes (design decision 11): no attempt spent, even
+        # the last one; Retry-After is honoured up to max_snooze_delay.
+        (0, Happened(http_status=429, retry_after=7.0), Snooze(7.0)),
+        (3, Happened(http_status=429, retry_after=7.0), Snooze(7.0)),
+        (0, Happened(http_status=429), Snooze(1.0)),
+        (0, Happened(http_status=503, retry_after=3600.0), Snooze(600.0)),
+        (0, Happened(http_status=503, retry_after=0.0), Snooze(0.0)),
         # Retry-After is only trusted on the statuses that define it.
         (0, Happened(http_status=500, retry_after=20.0), Retry(1.0)),
         (1, Happened(error=ErrorKind.TIMEOUT), Retry(2.0)),
@@ -116,6 +124,31 @@ def test_the_policy_decides_every_attempt(
     attempt: int, happened: Happened, decision: Decision
 ) -> None:
     assert _POLICY.decide(attempt, happened, rng=random.Random(1)) == decision
+
+
+@pytest.mark.parametrize(
+    ("snoozes", "happened", "decision"),
+    [
+        (1, Happened(http_status=429), Snooze(2.0)),  # backoff by snooze count
+        (1, Happened(http_status=429, retry_after=5.0), Snooze(5.0)),
+        (
+            2,
+            Happened(http_status=429, retry_after=5.0),
+            Fail(exhausted=True, snoozes_exhausted=True),
+        ),
+        (
+            2,
+            Happened(http_status=503, retry_after=5.0),
+            Fail(exhausted=True, snoozes_exhausted=True),
+        ),
+        # Snoozes do not limit the other failures, nor attempts the snoozes.
+        (2, Happened(http_status=503), Retry(1.0)),
+    ],
+)
+def test_snoozes_have_a_cap_of_their_own(
+    snoozes: int, happened: Happened, decision: Decision
+) -> None:
+    assert _POLICY.decide(0, happened, snoozes=snoozes, rng=random.Random(1)) == decision
 
 
 def test_no_retries_means_the_first_retryable_failure_is_final() -> None:

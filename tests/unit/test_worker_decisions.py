@@ -48,6 +48,8 @@ def test_dead_lettered_reason_comes_from_the_outcome_not_its_wording() -> None:
         Failed(message, "HTTP 503 (gave up after 4 attempts)", 503, 1.0, exhausted=True)
     )
     metrics.observe(Failed(message, "HTTP 404", 404, 1.0))
+    metrics.observe(Failed(message, "HTTP 429", 429, 1.0, exhausted=True, rate_limited=True))
     text = generate_latest(metrics.registry).decode()
+    assert 'taskq_worker_dead_lettered_total{reason="rate_limited",task_type="x"} 1.0' in text
     assert 'taskq_worker_dead_lettered_total{reason="exhausted",task_type="x"} 1.0' in text
     assert 'taskq_worker_dead_lettered_total{reason="permanent",task_type="x"} 1.0' in text

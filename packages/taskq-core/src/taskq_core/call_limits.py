@@ -8,14 +8,18 @@ to another worker while its call is still running.
 
 from __future__ import annotations
 
-from taskq_core.models import QueuedCall
+from taskq_core.models import DeliveryDefaults, QueuedCall
 
 
-def call_timeout(call: QueuedCall | None, default: float) -> float:
-    """Seconds the call's own timeout allows (the TIMEOUT setting when the batch set none)."""
-    if call is None or call.timeout_ms is None:
-        return default
-    return call.timeout_ms / 1000.0
+def call_timeout(
+    call: QueuedCall | None, default: float, type_defaults: DeliveryDefaults | None = None
+) -> float:
+    """Seconds the call may wait: the batch's timeout, else its type's, else TIMEOUT (`default`)."""
+    if call is not None and call.timeout_ms is not None:
+        return call.timeout_ms / 1000.0
+    if type_defaults is not None and type_defaults.timeout_ms is not None:
+        return type_defaults.timeout_ms / 1000.0
+    return default
 
 
 def longest_call(timeout: float) -> float:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from taskq_core.capture import CapturedResponse
-from taskq_core.models import QueuedCall
-from taskq_core.retry import Fail, Happened, Retry, RetryPolicy, Succeed
+from taskq_core.models import DeliveryDefaults, QueuedCall
+from taskq_core.retry import Fail, Happened, Retry, RetryPolicy, Snooze, Succeed
 from taskq_core.status import TaskStatus
+
+_NO_DEFAULTS = DeliveryDefaults()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,12 @@ class Delivery:
     call: QueuedCall | None
     attempt: int
     status: TaskStatus
+    snoozes: int = 0  # times the target asked for time (429): attempts not spent
+    # The task type's defaults (POST /task-types) when it was read: the batch's
+    # own fields win over them, and they over the worker's settings.
+    type_defaults: DeliveryDefaults = _NO_DEFAULTS
+    # The concurrency slot (lease) this call holds when its type has max_concurrency.
+    lease_id: int | None = None
     # time.monotonic() at which the queue shows the message again unless it is
     # finished first: a call that could run past it must not start.
     hidden_until: float = 0.0
@@ -62,6 +70,21 @@ class RetryLater:
 
 
 @dataclass(frozen=True, slots=True)
+class Snoozed:
+    """The target asked for time: the message and its task type wait `delay` seconds.
+
+    No attempt is spent; the message's snooze count grows instead.
+    """
+
+    delivery: Delivery
+    error: str
+    http_status: int | None
+    duration_ms: float
+    delay: float
+    response: CapturedResponse | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     """Permanent failure or attempts exhausted: the message moves to the DLQ."""
 
@@ -71,6 +94,7 @@ class Failed:
     duration_ms: float
     exhausted: bool = False  # retries ran out, rather than a permanent failure
     response: CapturedResponse | None = None
+    rate_limited: bool = False  # the snoozes ran out: the target kept answering 429
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +104,7 @@ class Dropped:
     delivery: Delivery
 
 
-Outcome = Succeeded | RetryLater | Failed | Dropped
+Outcome = Succeeded | RetryLater | Snoozed | Failed | Dropped
 
 
 def outcome_for(
@@ -92,19 +116,35 @@ def outcome_for(
     duration_ms: float,
     rng: random.Random,
     response: CapturedResponse | None = None,
-) -> Succeeded | RetryLater | Failed:
+) -> Succeeded | RetryLater | Snoozed | Failed:
     """What becomes of `delivery` after an attempt that came to `happened` (`reason` says why).
 
     `response`: the kept start of the reply (response capture), whatever the outcome.
     """
     status = happened.http_status
-    decision = policy.decide(delivery.attempt, happened, rng=rng)
+    decision = policy.decide(delivery.attempt, happened, snoozes=delivery.snoozes, rng=rng)
     match decision:
         case Succeed():
             assert status is not None  # only an answer succeeds
             return Succeeded(delivery, status, duration_ms, response)
         case Retry(delay=delay):
             return RetryLater(delivery, reason, status, duration_ms, delay, response)
+        case Snooze(delay=delay):
+            return Snoozed(delivery, reason, status, duration_ms, delay, response)
+        case Fail(snoozes_exhausted=True):
+            error = (
+                f"{reason}: rate limited, the target still asked for time after "
+                f"{delivery.snoozes} snoozes (MAX_SNOOZES)"
+            )
+            return Failed(
+                delivery,
+                error,
+                status,
+                duration_ms,
+                exhausted=True,
+                response=response,
+                rate_limited=True,
+            )
         case Fail(exhausted=True):
             attempts = delivery.attempt + 1
             error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
@@ -117,12 +157,14 @@ def outcome_for(
 
 @dataclass(frozen=True, slots=True)
 class TaskTypeRoute:
-    """Where a task type's messages wait and how fast they may go (None: unlimited)."""
+    """Where a type's messages wait, how fast they may go (None: unlimited), its defaults."""
 
     task_type: str
     queue_name: str
     max_rps: float | None
     paused: bool = False  # POST /task-types/{t}/pause: nothing is read until resumed
+    defaults: DeliveryDefaults = _NO_DEFAULTS
+    max_concurrency: int | None = None  # calls in flight across every replica; None: no limit
     signing_keys: tuple[bytes, ...] | None = ()  # as Delivery.signing_keys
 
 

@@ -107,6 +107,8 @@ class MessageStatusView(msgspec.Struct, frozen=True):
     dlq_message_id: int | None = None  # its id in the DLQ while it is there (status failed)
     scheduled_for: datetime | None = None
     response: ResponseView | None = None
+    # Times the target answered 429 (or 503 with Retry-After): no attempt spent.
+    snoozes: int = 0
 
 
 class TaskStatusView(msgspec.Struct, frozen=True):
@@ -117,28 +119,69 @@ class TaskStatusView(msgspec.Struct, frozen=True):
 
 
 SigningSecret = Annotated[str, msgspec.Meta(min_length=32, max_length=256, pattern=_NO_NUL)]
+MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=100)]
+DelayMs = Annotated[int, msgspec.Meta(ge=0, le=86_400_000)]
+TimeoutMs = Annotated[int, msgspec.Meta(gt=0, le=600_000)]
+StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)]
+StatusCodes = Annotated[list[StatusCode], msgspec.Meta(max_length=500)]
 
 
 class TaskTypeConfigure(msgspec.Struct, frozen=True):
-    """Body of POST /task-types: the type's global rate limit (sum over all workers).
+    """Body of POST /task-types: the type's global rate limit and its delivery defaults.
 
+    Each default applies to the type's calls whose batch did not set it (the
+    batch wins); omitted, the worker's settings apply. A POST replaces them all.
     `signing_secrets`: the current secret first, then (during a rotation) the
     previous one; [] stops signing; absent leaves the secrets as they are.
     """
 
     task_type: TaskTypeName
     max_rps: MaxRps | None = None
+    max_retries: MaxRetries | None = None
+    retry_delay: DelayMs | None = None  # base backoff, ms (as in a batch)
+    retry_max_delay: Annotated[int, msgspec.Meta(gt=0, le=86_400_000)] | None = None  # ms
+    timeout: TimeoutMs | str | None = None  # ms, or a duration such as "30s" (as in a batch)
+    retryable_status_codes: StatusCodes | None = None
+    headers: Headers | None = None
+    # Calls in flight at once across every replica; null: no limit.
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     signing_secrets: Annotated[list[SigningSecret], msgspec.Meta(max_length=2)] | None = None
 
 
-class TaskTypeView(msgspec.Struct, frozen=True):
-    """A task type's configuration; max_rps null means unlimited."""
+class DeliveryDefaults(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A task type's delivery defaults as stored (and read by the worker); None: the setting."""
+
+    max_retries: int | None = None
+    retry_delay_ms: int | None = None
+    retry_max_delay_ms: int | None = None
+    timeout_ms: int | None = None
+    retryable_status_codes: list[int] | None = None
+    headers: dict[str, str] | None = None
+
+
+class TaskTypeView(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A task type's configuration; max_rps null means unlimited.
+
+    The reference's four fields always; a delivery default only when set (absent:
+    the worker's setting applies). Credential header values are shown redacted.
+    """
 
     task_type: str
     max_rps: float | None
     created_at: datetime
     updated_at: datetime
-    signed: bool = False  # calls carry X-Taskq-Signature; the secrets are never shown
+    max_retries: int | None = None
+    retry_delay: int | None = None
+    retry_max_delay: int | None = None
+    timeout: int | None = None
+    retryable_status_codes: list[int] | None = None
+    headers: dict[str, str] | None = None
+    max_concurrency: int | None = None
+    # Until when a target's 429 paused the type (null: not paused).
+    snoozed_until: datetime | None = None
+    # Calls carry X-Taskq-Signature; the secrets are never shown. Always set (True or
+    # False) by the repository, so always in the reply despite omit_defaults.
+    signed: bool | None = None
 
 
 class DlqOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -1,4 +1,4 @@
-"""The retry policy: the one owner of "succeed, retry after D, or fail" for an attempt.
+"""The retry policy: the one owner of "succeed, retry after D, snooze, or fail" for an attempt.
 
 `RetryPolicy.decide` takes what happened on an attempt (an HTTP status, or the
 kind of error that left no answer) and the attempt number, and returns the
@@ -6,6 +6,10 @@ decision; the worker only maps exceptions to an `ErrorKind` and the decision
 to an outcome. Pure functions of their inputs (the random source is passed in)
 so they are tested without a database or a clock. Modelled on River's
 ClientRetryPolicy.NextRetry and procrastinate's RetryStrategy.get_retry_decision.
+
+A rate-limit answer (429, or 503 with Retry-After) is not a failure (design
+decision 11): the message is snoozed until the time the target asked for,
+without spending an attempt; snoozes have a cap of their own.
 """
 
 from __future__ import annotations
@@ -58,11 +62,19 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Snooze:
+    """The target asked for time: wait `delay` seconds, the whole type with it; no attempt spent."""
+
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
 class Fail:
-    exhausted: bool  # True: retryable, but the attempts ran out; False: permanent
+    exhausted: bool  # True: retryable, but the attempts (or snoozes) ran out; False: permanent
+    snoozes_exhausted: bool = False  # the target kept answering "later" MAX_SNOOZES times
 
 
-Decision = Succeed | Retry | Fail
+Decision = Succeed | Retry | Snooze | Fail
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,24 +85,57 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     jitter: float = 0.2
+    max_snoozes: int = 20
+    # A target's Retry-After is honoured up to this: a hostile or broken one
+    # cannot park a type for days.
+    max_snooze_delay: float = 3600.0
+    # The HTTP statuses retried (a task type's own list); None: 5xx, 408, 425 and 429.
+    retryable_statuses: frozenset[int] | None = None
 
-    def decide(self, attempt: int, happened: Happened, *, rng: random.Random) -> Decision:
-        """What to do now that attempt `attempt` (0-based, just run) came to `happened`."""
+    def decide(
+        self, attempt: int, happened: Happened, *, snoozes: int = 0, rng: random.Random
+    ) -> Decision:
+        """What to do now that attempt `attempt` (0-based, just run) came to `happened`.
+
+        `snoozes` is how many times the message was snoozed already.
+        """
         status = happened.http_status
         if status is not None and 200 <= status < 300:
             return Succeed()
         retryable = (
-            is_retryable_status(status)
+            self.retries_status(status)
             if status is not None
             else happened.error in _RETRYABLE_ERRORS
         )
         if not retryable:
             return Fail(exhausted=False)
+        if is_rate_limited(happened):
+            if snoozes >= self.max_snoozes:
+                return Fail(exhausted=True, snoozes_exhausted=True)
+            return Snooze(self.snooze_delay(snoozes, happened.retry_after, rng=rng))
         if attempt >= self.max_retries:
             return Fail(exhausted=True)
         # Only the statuses that define Retry-After are trusted with it.
         retry_after = happened.retry_after if status in RETRY_AFTER_STATUS_CODES else None
         return Retry(next_delay(attempt + 1, self, retry_after=retry_after, rng=rng))
+
+    def retries_status(self, status_code: int) -> bool:
+        """Whether an answer with this status is tried again (or, when rate-limited, snoozed)."""
+        if self.retryable_statuses is not None:
+            return status_code in self.retryable_statuses
+        return is_retryable_status(status_code)
+
+    def snooze_delay(self, snoozes: int, retry_after: float | None, *, rng: random.Random) -> float:
+        """Seconds to snooze: what the target asked for, else the backoff by snooze count."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_snooze_delay)
+        return next_delay(snoozes + 1, self, rng=rng)
+
+
+def is_rate_limited(happened: Happened) -> bool:
+    """A 429, or a 503 that says when to come back: the target asks for time, not a retry."""
+    status = happened.http_status
+    return status == 429 or (status == 503 and happened.retry_after is not None)
 
 
 def is_retryable_status(status_code: int) -> bool:

@@ -93,6 +93,11 @@ class Settings:
     response_capture_bytes: int = 4096
     # Issue 15: the key that seals task types' signing secrets at rest (empty: no signing).
     secrets_key: str = ""
+    # Flow control (design decision 11): a 429 snoozes a message without
+    # spending an attempt, at most MAX_SNOOZES times, each for at most
+    # MAX_SNOOZE_DELAY seconds whatever Retry-After asks.
+    max_snoozes: int = 20
+    max_snooze_delay: float = 3600.0
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -302,6 +307,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_schedule_ahead": _positive_duration,
     "response_capture_bytes": _capture_size,
     "secrets_key": _secrets_key,
+    "max_snoozes": _non_negative_int,
+    "max_snooze_delay": _positive_duration,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

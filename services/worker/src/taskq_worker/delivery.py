@@ -21,7 +21,7 @@ from urllib3.exceptions import NameResolutionError
 from taskq_core.call_limits import call_timeout, longest_call
 from taskq_core.capture import CapturedResponse, capture
 from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, outcome_for
-from taskq_core.models import QueuedCall
+from taskq_core.models import DeliveryDefaults, QueuedCall
 from taskq_core.retry import (
     RETRY_AFTER_STATUS_CODES,
     ErrorKind,
@@ -32,6 +32,7 @@ from taskq_core.retry import (
 from taskq_core.settings import Settings
 from taskq_core.signing import SIGNATURE_HEADER, sign
 from taskq_core.status import TaskStatus
+from taskq_core.submission import merge_headers
 from taskq_worker.guarded_http import EgressRefusedError
 from taskq_worker.redirects import DEFAULT_HEADERS
 
@@ -80,6 +81,8 @@ class CallDefaults:
     retry_max_delay: float
     follow_redirects: bool = True
     capture_bytes: int = 0  # RESPONSE_CAPTURE_BYTES: reply bytes kept in the status row
+    max_snoozes: int = 20
+    max_snooze_delay: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallDefaults:
@@ -90,18 +93,27 @@ class CallDefaults:
             retry_max_delay=settings.retry_max_delay,
             follow_redirects=settings.follow_redirects,
             capture_bytes=settings.response_capture_bytes,
+            max_snoozes=settings.max_snoozes,
+            max_snooze_delay=settings.max_snooze_delay,
         )
 
-    def policy_for(self, call: QueuedCall) -> RetryPolicy:
-        """The retry policy of one call: the batch's own values over these defaults."""
+    def policy_for(self, call: QueuedCall, type_defaults: DeliveryDefaults) -> RetryPolicy:
+        """The retry policy of one call: the batch's own values, then its type's, then these."""
+        max_retries = call.max_retries
+        if max_retries is None:
+            max_retries = type_defaults.max_retries
+        base_ms = call.retry_delay_ms
+        if base_ms is None:
+            base_ms = type_defaults.retry_delay_ms
+        max_ms = type_defaults.retry_max_delay_ms
+        statuses = type_defaults.retryable_status_codes
         return RetryPolicy(
-            max_retries=self.max_retries if call.max_retries is None else call.max_retries,
-            base_delay=(
-                self.retry_base_delay
-                if call.retry_delay_ms is None
-                else call.retry_delay_ms / 1000.0
-            ),
-            max_delay=self.retry_max_delay,
+            max_retries=self.max_retries if max_retries is None else max_retries,
+            base_delay=self.retry_base_delay if base_ms is None else base_ms / 1000.0,
+            max_delay=self.retry_max_delay if max_ms is None else max_ms / 1000.0,
+            max_snoozes=self.max_snoozes,
+            max_snooze_delay=self.max_snooze_delay,
+            retryable_statuses=None if statuses is None else frozenset(statuses),
         )
 
 
@@ -119,22 +131,26 @@ def deliver(
         # Fail closed: a type that signs its calls never sends one unsigned.
         reason = "malformed message: not a taskq call" if call is None else _UNSIGNABLE
         return Failed(delivery, reason, None, 0.0)
-    policy = defaults.policy_for(call)
-    # No Accept-Encoding among the defaults: at most a short preview of a reply is kept.
-    headers = {**DEFAULT_HEADERS, **call.headers}
+    policy = defaults.policy_for(call, delivery.type_defaults)
+    # No Accept-Encoding among the defaults: at most a short preview of a reply is
+    # kept. Then the type's default headers, then the call's own (names compare
+    # without case).
+    headers = merge_headers(
+        {**DEFAULT_HEADERS, **(delivery.type_defaults.headers or {})}, call.headers
+    )
     headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}"
     headers["X-Taskq-Task-Id"] = call.task_id
     headers["X-Taskq-Attempt"] = str(delivery.attempt + 1)
     body: bytes | None = None
     if call.data is not None or call.method not in _BODYLESS_METHODS:
         body = _encode(call.data)
-        if not any(name.lower() == "content-type" for name in call.headers):
+        if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
     if delivery.signing_keys:
         headers[SIGNATURE_HEADER] = sign(
             body or b"", delivery.signing_keys, timestamp=int(time.time())
         )
-    timeout = call_timeout(call, defaults.timeout)
+    timeout = call_timeout(call, defaults.timeout, delivery.type_defaults)
 
     kept: CapturedResponse | None = None
     started = time.perf_counter()

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from loguru import logger
 
 from taskq_core.call_limits import call_timeout, longest_call
-from taskq_core.deliveries import Delivery, TaskTypeRoute, TaskTypesVersion
+from taskq_core.deliveries import Delivery, ReadBatch, TaskTypeRoute, TaskTypesVersion
 from taskq_core.errors import DatabaseUnavailableError, TaskTypeUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.health import DatabaseHealth
+from taskq_worker.leases import LEASE_SECONDS, RENEW_EVERY, LeaseBook
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.reconnect import Backoff
 from taskq_worker.wakeups import Wakeups
@@ -44,6 +45,7 @@ DUE_NOW_DELAY = 0.01  # a dry queue that is due again at once (a message locked 
 SET_ASIDE_FIRST = 1.0  # seconds a failing type is left alone, doubling up to SET_ASIDE_MAX
 SET_ASIDE_MAX = 30.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
+SLOT_POLL = 0.05  # how often a type at its max_concurrency looks for a freed slot
 
 
 @dataclass(slots=True)
@@ -78,8 +80,11 @@ class Fetcher:
         processes: int = 1,
         clock: Callable[[], float] = time.monotonic,
         heartbeat: Callable[[], None] = lambda: None,
+        leases: LeaseBook | None = None,
     ) -> None:
         self._repository = repository
+        self._leases = leases or LeaseBook()
+        self._renewed_at = 0.0
         self._heartbeat = heartbeat
         self._dispatcher = dispatcher
         self._visibility_timeout = visibility_timeout
@@ -103,6 +108,7 @@ class Fetcher:
         while not self._stop.is_set():
             self._heartbeat()
             try:
+                self._renew_leases()
                 self._poll_due()
                 read_any, out_of_room = self._fetch_round()
                 self._health.mark_up()
@@ -168,13 +174,24 @@ class Fetcher:
             if room <= 0:
                 out_of_room = True
                 continue
+            slots: list[int] = []
+            if route.max_concurrency is not None:
+                # Slots first: tokens taken for calls that cannot start would be lost.
+                slots = self._repository.take_slots(route.task_type, room, LEASE_SECONDS)
+                if not slots:
+                    schedule.next_at = now + SLOT_POLL
+                    self._dispatcher.read_done(route.task_type, backlogged=False)
+                    continue
+                room = len(slots)
             allowed = self._allowed(route, room, schedule, now)
             if allowed == 0:
+                self._release_slots(slots)
                 self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
             try:
                 batch = self._repository.read(route, allowed, self._visibility_timeout)
             except TaskTypeUnavailableError as error:
+                self._release_slots(slots)
                 self._set_aside(schedule, error, now)
                 continue
             if schedule.set_aside is not None:
@@ -187,21 +204,57 @@ class Fetcher:
             # A read that filled the room means a backlog: how fast it drains
             # depends on the executors, which is what the concurrency tuner measures.
             self._dispatcher.read_done(route.task_type, backlogged=len(deliveries) == room)
-            if deliveries:
-                deliveries = self._keep_long_calls_hidden(deliveries)
-                self._dispatcher.put(route.task_type, deliveries)
-                self._metrics.fetched(route.task_type, len(deliveries))
-                read_any = True
-            else:
-                schedule.waiting_for_tokens = False
-            if batch.dry:
-                # Not read again until it is due (the database said when), new
-                # work is announced, or a retry of ours comes due.
-                due_in = math.inf if batch.due_in is None else max(batch.due_in, DUE_NOW_DELAY)
-                due_at = now + due_in
-                if not schedule.waiting_for_tokens:
-                    schedule.next_at = min(due_at, schedule.retry_due_at)
+            read_any = self._take_in(route, schedule, now, batch, slots) or read_any
         return read_any, out_of_room
+
+    def _take_in(
+        self,
+        route: TaskTypeRoute,
+        schedule: _Schedule,
+        now: float,
+        batch: ReadBatch,
+        slots: list[int],
+    ) -> bool:
+        """Hand what was read to the dispatcher and schedule the type's next read; True if any."""
+        deliveries = batch.deliveries
+        self._release_slots(slots[len(deliveries) :])
+        if deliveries:
+            deliveries = self._keep_long_calls_hidden(deliveries)
+            if slots:
+                deliveries = self._with_slots(deliveries, slots)
+            self._dispatcher.put(route.task_type, deliveries)
+            self._metrics.fetched(route.task_type, len(deliveries))
+        else:
+            schedule.waiting_for_tokens = False
+        if batch.dry:
+            # Not read again until it is due (the database said when), new
+            # work is announced, or a retry of ours comes due.
+            due_in = math.inf if batch.due_in is None else max(batch.due_in, DUE_NOW_DELAY)
+            due_at = now + due_in
+            if not schedule.waiting_for_tokens:
+                schedule.next_at = min(due_at, schedule.retry_due_at)
+        return bool(deliveries)
+
+    def _with_slots(self, deliveries: list[Delivery], slots: list[int]) -> list[Delivery]:
+        """Each delivery with the lease of its slot, renewed while its call may run."""
+        leased = []
+        for delivery, lease_id in zip(deliveries, slots, strict=False):
+            self._leases.hold(lease_id, delivery.hidden_until)
+            leased.append(dataclasses.replace(delivery, lease_id=lease_id))
+        return leased
+
+    def _release_slots(self, lease_ids: list[int]) -> None:
+        if lease_ids:
+            self._repository.release_leases(lease_ids)
+
+    def _renew_leases(self) -> None:
+        now = self._clock()
+        if now - self._renewed_at < RENEW_EVERY:
+            return
+        self._renewed_at = now
+        held = self._leases.to_renew()
+        if held:
+            self._repository.renew_leases(held, LEASE_SECONDS)
 
     def _set_aside(self, schedule: _Schedule, error: TaskTypeUnavailableError, now: float) -> None:
         """Leave a type whose queue fails alone for a while; the others are not held up."""
@@ -222,7 +275,9 @@ class Fetcher:
         """
         long_calls = []
         for delivery in deliveries:
-            longest = longest_call(call_timeout(delivery.call, self._call_timeout))
+            longest = longest_call(
+                call_timeout(delivery.call, self._call_timeout, delivery.type_defaults)
+            )
             longest += LONG_CALL_MARGIN
             if longest > self._visibility_timeout:
                 long_calls.append((delivery, longest))

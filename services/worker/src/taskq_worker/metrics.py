@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from taskq_core.deliveries import Dropped, Failed, Outcome, RetryLater, Succeeded
+from taskq_core.deliveries import Dropped, Failed, Outcome, RetryLater, Snoozed, Succeeded
 from taskq_core.repository.retention import Deleted
 
 _SuccessSeries = tuple[Counter, Histogram, Histogram]
@@ -29,7 +29,8 @@ class WorkerMetrics:
         self._successes: dict[tuple[str, int], _SuccessSeries] = {}
         self.deliveries = Counter(
             "taskq_worker_deliveries",
-            "Messages handled, by task type and outcome (success; retry; failed: moved to the "
+            "Messages handled, by task type and outcome (success; retry; snoozed: the target "
+            "answered 429 or 503 with Retry-After, no attempt spent; failed: moved to the "
             "DLQ; dropped: a duplicate of an already final message; expired: waited too "
             "long for a thread and left to reappear uncalled).",
             ["task_type", "outcome"],
@@ -52,7 +53,8 @@ class WorkerMetrics:
         self.dead_lettered = Counter(
             "taskq_worker_dead_lettered",
             "Messages moved to the DLQ, by task type and reason (exhausted: out of retries; "
-            "permanent: an answer or error that retrying cannot fix).",
+            "rate_limited: out of snoozes (MAX_SNOOZES); permanent: an answer or error "
+            "that retrying cannot fix).",
             ["task_type", "reason"],
             registry=self.registry,
         )
@@ -71,6 +73,13 @@ class WorkerMetrics:
         self.rate_limit_hits = Counter(
             "taskq_worker_rate_limited",
             "Times a task type found its rate bucket empty.",
+            ["task_type"],
+            registry=self.registry,
+        )
+        self.snooze_seconds = Counter(
+            "taskq_worker_snooze_seconds",
+            "Seconds a task type was paused because its target asked for time (429, or "
+            "503 with Retry-After), as this replica asked for them.",
             ["task_type"],
             registry=self.registry,
         )
@@ -222,11 +231,21 @@ class WorkerMetrics:
             case RetryLater():
                 self.deliveries.labels(task_type, "retry").inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
+            case Snoozed():
+                self.deliveries.labels(task_type, "snoozed").inc()
+                self.snooze_seconds.labels(task_type).inc(outcome.delay)
+                self._call(task_type, outcome.http_status, outcome.duration_ms)
             case Failed():
                 # Every failed message goes to the DLQ: `failed` counts calls,
                 # taskq_worker_dead_lettered_total says why the message was parked.
                 self.deliveries.labels(task_type, "failed").inc()
-                reason = "exhausted" if outcome.exhausted else "permanent"
+                reason = (
+                    "rate_limited"
+                    if outcome.rate_limited
+                    else "exhausted"
+                    if outcome.exhausted
+                    else "permanent"
+                )
                 self.dead_lettered.labels(task_type, reason).inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
                 self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)

@@ -12,7 +12,15 @@ from typing import Any
 
 from loguru import logger
 
-from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, RetryLater, Succeeded
+from taskq_core.deliveries import (
+    Delivery,
+    Dropped,
+    Failed,
+    Outcome,
+    RetryLater,
+    Snoozed,
+    Succeeded,
+)
 from taskq_core.redaction import loggable_url
 
 
@@ -41,6 +49,18 @@ def log_outcome(outcome: Outcome) -> None:
                 retry_in_seconds=round(outcome.delay, 3),
                 duration_ms=round(outcome.duration_ms, 1),
             ).info("call failed, retrying later: {}", outcome.error)
+        case Snoozed():
+            logger.bind(
+                **message_context(outcome.delivery),
+                http_status=outcome.http_status,
+                snoozes=outcome.delivery.snoozes + 1,
+                snooze_seconds=round(outcome.delay, 3),
+                duration_ms=round(outcome.duration_ms, 1),
+            ).info(
+                "target asked for time ({}); task type paused for {:.3f} s, no attempt spent",
+                outcome.error,
+                outcome.delay,
+            )
         case Failed():
             logger.bind(
                 **message_context(outcome.delivery),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from taskq_core.deliveries import Outcome, RetryLater
+from taskq_core.deliveries import Outcome, RetryLater, Snoozed
 from taskq_core.errors import DatabaseError, DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
 from taskq_worker.health import DatabaseHealth
@@ -192,6 +192,6 @@ class Recorder:
         """
         now = time.monotonic()
         for outcome in batch:
-            if isinstance(outcome, RetryLater):
+            if isinstance(outcome, RetryLater | Snoozed):
                 due = now + outcome.delay + DUE_MARGIN_SECONDS
                 self._wakeups.due(outcome.delivery.queue_name, due)

@@ -37,6 +37,7 @@ from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.fetcher import Fetcher
 from taskq_worker.guarded_http import guarded_adapter
 from taskq_worker.health import DatabaseHealth
+from taskq_worker.leases import LeaseBook
 from taskq_worker.listener import Listener
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.outcome_log import log_outcome, message_context
@@ -114,6 +115,7 @@ class Supervisor:
             self.metrics,
             heartbeat=self.supervision.heartbeat("recorder"),
         )
+        self._leases = LeaseBook()
         self._fetcher = Fetcher(
             self.repository,
             self.dispatcher,
@@ -125,6 +127,7 @@ class Supervisor:
             stop=self.stop_event,
             heartbeat=self.supervision.heartbeat("fetcher"),
             processes=settings.worker_processes,  # a child is told the replica's count
+            leases=self._leases,
         )
         self._listener = Listener(
             settings,
@@ -263,9 +266,11 @@ class Supervisor:
                 # while the call runs, and it would be delivered twice. Leave it;
                 # it reappears when its visibility timeout ends.
                 self.dispatcher.done(delivery)
+                self._leases.drop(delivery.lease_id)  # its slot frees when the lease expires
                 self.metrics.expired(delivery.task_type)
                 continue
             outcome = self._deliver(delivery, rng)
+            self._leases.drop(delivery.lease_id)  # the recorder releases it with the outcome
             finished = delivery
             self._recorder.submit(outcome)
             self.metrics.observe(outcome)
@@ -274,7 +279,9 @@ class Supervisor:
     def _could_outlast_its_hiding(self, delivery: Delivery) -> bool:
         if delivery.call is None:
             return False
-        longest = longest_call(call_timeout(delivery.call, self._defaults.timeout))
+        longest = longest_call(
+            call_timeout(delivery.call, self._defaults.timeout, delivery.type_defaults)
+        )
         return time.monotonic() + longest + STALE_MARGIN > delivery.hidden_until
 
     def _deliver(self, delivery: Delivery, rng: random.Random) -> Outcome:
@@ -300,7 +307,7 @@ class Supervisor:
                 return Failed(delivery, reason, None, duration_ms)
             return outcome_for(
                 delivery,
-                self._defaults.policy_for(delivery.call),
+                self._defaults.policy_for(delivery.call, delivery.type_defaults),
                 Happened(error=ErrorKind.WORKER_ERROR),
                 reason=reason,
                 duration_ms=duration_ms,

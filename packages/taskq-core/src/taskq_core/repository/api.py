@@ -25,6 +25,7 @@ from taskq_core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from taskq_core.idempotency import IdempotencyClaim
 from taskq_core.ids import created_at as id_created_at
 from taskq_core.models import (
+    DeliveryDefaults,
     MessageStatusView,
     QueuedCall,
     ResponseView,
@@ -38,7 +39,9 @@ from taskq_core.repository.idempotency import claim_key, record_answer, stored_a
 from taskq_core.repository.pooled import pooled_connection
 from taskq_core.secret_box import SecretBox
 from taskq_core.status import TaskStatus
+from taskq_core.type_defaults import encode_defaults, task_type_view
 
+_NO_DEFAULTS = DeliveryDefaults()
 DEFAULT_MAX_TASK_TYPES = 1000
 """MAX_TASK_TYPES's default: each type costs a PGMQ queue (7 relations) and metric series."""
 PING_TIMEOUT = 1.0
@@ -259,25 +262,45 @@ class ApiRepository:
         )
 
     async def configure_task_type(
-        self, task_type: str, max_rps: float | None, signing_secrets: list[str] | None = None
+        self,
+        task_type: str,
+        max_rps: float | None,
+        defaults: DeliveryDefaults = _NO_DEFAULTS,
+        max_concurrency: int | None = None,
+        signing_secrets: list[str] | None = None,
     ) -> TaskTypeView:
-        """Upsert a type's global rate limit (None: unlimited); creates its queue when new.
+        """Upsert a type's global rate limit (None: unlimited) and delivery defaults.
 
-        `signing_secrets` (None: unchanged, []: none) are sealed before they are stored.
+        Creates the type's queue when the type is new. `signing_secrets` (None:
+        unchanged, []: none) are sealed before they are stored.
         """
         queue = queue_name_for(task_type)
         sealed = self._seal(task_type, signing_secrets)
+        params = {
+            "task_type": task_type,
+            "queue": queue,
+            "max_rps": max_rps,
+            "defaults": encode_defaults(defaults),
+            "max_concurrency": max_concurrency,
+        }
         async with self._connection() as conn, conn.transaction():
             exists = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
             if await exists.fetchone() is None:
                 await self._make_room_for_a_type(conn)
-            cursor = await conn.execute(
-                QUERIES["configure_task_type"],
-                {"task_type": task_type, "queue": queue, "max_rps": max_rps},
-            )
+            cursor = await conn.execute(QUERIES["configure_task_type"], params)
             row = await cursor.fetchone()
             assert row is not None  # an upsert with RETURNING always returns its row
-            name, rps, created_at, updated_at, created, signed = row
+            (
+                name,
+                rps,
+                created_at,
+                updated_at,
+                stored,
+                concurrency,
+                snoozed_until,
+                created,
+                signed,
+            ) = row
             if created:
                 await conn.execute(QUERIES["create_queue"], {"queue": queue})
             await conn.execute(
@@ -288,11 +311,14 @@ class ApiRepository:
                     QUERIES["set_signing_secrets"], {"task_type": task_type, "sealed": sealed}
                 )
                 signed = sealed is not None
-        return TaskTypeView(
+        return task_type_view(
             task_type=str(name),
             max_rps=None if rps is None else float(rps),
             created_at=created_at,
             updated_at=updated_at,
+            defaults=stored,
+            max_concurrency=concurrency,
+            snoozed_until=snoozed_until,
             signed=bool(signed),
         )
 
@@ -315,7 +341,7 @@ class ApiRepository:
             # PostgreSQL text cannot hold NUL, so no such type can exist (nor be queried).
             raise NotFoundError("task type", task_type.replace("\x00", "\\x00"))
         async with self._connection() as conn:
-            cursor = conn.cursor(row_factory=kwargs_row(_task_type_view))
+            cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
             await cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
             view = await cursor.fetchone()
         if view is None:
@@ -343,6 +369,7 @@ def _message_status(
     response_body_encoding: Literal["utf-8", "base64"] | None,
     response_content_type: str | None,
     response_truncated: bool | None,
+    snoozes: int,
 ) -> MessageStatusView:
     # The payload is passed through as the stored JSON text, never re-parsed.
     return MessageStatusView(
@@ -370,21 +397,5 @@ def _message_status(
                 truncated=bool(response_truncated),
             )
         ),
-    )
-
-
-def _task_type_view(
-    *,
-    task_type: str,
-    max_rps: float | None,
-    created_at: datetime,
-    updated_at: datetime,
-    signed: bool,
-) -> TaskTypeView:
-    return TaskTypeView(
-        task_type=task_type,
-        max_rps=max_rps,
-        created_at=created_at,
-        updated_at=updated_at,
-        signed=signed,
+        snoozes=snoozes,
     )

@@ -28,6 +28,7 @@ from taskq_core.deliveries import (
     Outcome,
     ReadBatch,
     RetryLater,
+    Snoozed,
     Succeeded,
     TaskTypeRoute,
     TaskTypesVersion,
@@ -39,6 +40,7 @@ from taskq_core.queries import QUERIES
 from taskq_core.schema_version import check_database
 from taskq_core.secret_box import SecretBox, SecretUnreadableError
 from taskq_core.status import TaskStatus
+from taskq_core.type_defaults import decode_defaults
 
 _decode_call = msgspec.json.Decoder(QueuedCall).decode
 _encode = msgspec.json.Encoder().encode
@@ -72,9 +74,11 @@ class WorkerRepository:
                 queue_name=str(queue_name),
                 max_rps=None if max_rps is None else float(max_rps),
                 paused=bool(paused),
+                defaults=decode_defaults(defaults),
+                max_concurrency=max_concurrency,
                 signing_keys=self._open(str(task_type), sealed),
             )
-            for task_type, queue_name, max_rps, paused, sealed in rows
+            for task_type, queue_name, max_rps, paused, defaults, max_concurrency, sealed in rows
         ]
 
     def _open(self, task_type: str, sealed: bytes | None) -> tuple[bytes, ...] | None:
@@ -105,13 +109,33 @@ class WorkerRepository:
             params = {"task_type": task_type, "requested": requested}
             return cursor.execute(QUERIES["take_tokens"], params).fetchone()
 
+    def take_slots(self, task_type: str, requested: int, ttl: float) -> list[int]:
+        """Leases on up to `requested` of the type's free concurrency slots, each for `ttl` s."""
+        params = {"task_type": task_type, "requested": requested, "ttl": ttl}
+        with self._connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            return [int(lease) for lease in cursor.execute(QUERIES["take_slots"], params)]
+
+    def renew_leases(self, lease_ids: Sequence[int], ttl: float) -> None:
+        with self._connection() as conn:
+            conn.execute(QUERIES["renew_leases"], {"lease_ids": list(lease_ids), "ttl": ttl})
+
+    def release_leases(self, lease_ids: Sequence[int]) -> None:
+        with self._connection() as conn:
+            conn.execute(QUERIES["release_leases"], {"lease_ids": list(lease_ids)})
+
     def read(self, route: TaskTypeRoute, quantity: int, visibility_timeout: float) -> ReadBatch:
         """Up to `quantity` messages; a read that finds the queue dry also settles when it is due.
 
         Settling in the same transaction keeps an idle queue at one transaction per wake-up.
         """
         hidden_for = max(1, round(visibility_timeout))
-        params = {"queue": route.queue_name, "vt": hidden_for, "qty": quantity}
+        params = {
+            "queue": route.queue_name,
+            "task_type": route.task_type,
+            "vt": hidden_for,
+            "qty": quantity,
+        }
         due_in: float | None = None
         try:
             with self._connection() as conn:
@@ -119,10 +143,7 @@ class WorkerRepository:
                 rows = cursor.execute(QUERIES["read_messages"], params).fetchall()
                 dry = len(rows) < quantity
                 if dry:
-                    settled = conn.cursor(row_factory=scalar_row).execute(
-                        QUERIES["settle_due"], {"queue": route.queue_name}
-                    )
-                    due_in = settled.fetchone()
+                    due_in = self._due_in(conn, route)
         except DatabaseUnavailableError:
             raise  # the database itself is away: not this type's fault
         except DatabaseError as error:
@@ -139,12 +160,28 @@ class WorkerRepository:
                 call=_decode(row.message),
                 attempt=row.attempt,
                 status=TaskStatus(row.status),
+                snoozes=row.snoozes,
+                type_defaults=route.defaults,
                 hidden_until=hidden_until,
                 signing_keys=route.signing_keys,
             )
             for row in rows
         ]
         return ReadBatch(deliveries, dry, due_in)
+
+    def _due_in(self, conn: BoundedConnection, route: TaskTypeRoute) -> float | None:
+        """Seconds until a dry queue has work: when its type's snooze ends, else its next message.
+
+        A snoozed type reads nothing however many messages are visible, so it is
+        due when the snooze ends, not now (which would poll it until then).
+        """
+        scalar = conn.cursor(row_factory=scalar_row)
+        snoozed = scalar.execute(QUERIES["snoozed_for"], {"task_type": route.task_type}).fetchone()
+        if snoozed is not None:
+            return float(snoozed)
+        settled = scalar.execute(QUERIES["settle_due"], {"queue": route.queue_name})
+        due_in: float | None = settled.fetchone()
+        return due_in
 
     def hide_for(self, deliveries: Sequence[Delivery], seconds: Sequence[float]) -> None:
         """Keep each message invisible for its own number of seconds from now."""
@@ -161,10 +198,13 @@ class WorkerRepository:
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Make messages visible again at once (read but never started)."""
+        leases = _lease_ids(deliveries)
         with self._connection() as conn, conn.transaction():
             released = _ids_by_queue(deliveries)
             for queue, ids in released.items():
                 conn.execute(QUERIES["release_messages"], {"queue": queue, "message_ids": ids})
+            if leases:
+                conn.execute(QUERIES["release_leases"], {"lease_ids": leases})
             for queue in released:  # last: see record()
                 conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": 0.0})
 
@@ -172,6 +212,7 @@ class WorkerRepository:
         """Write a batch of outcomes in one transaction."""
         succeeded = [outcome for outcome in outcomes if isinstance(outcome, Succeeded)]
         retrying = [outcome for outcome in outcomes if isinstance(outcome, RetryLater)]
+        snoozed = [outcome for outcome in outcomes if isinstance(outcome, Snoozed)]
         failed = [outcome for outcome in outcomes if isinstance(outcome, Failed)]
         finished = [
             outcome.delivery
@@ -180,7 +221,12 @@ class WorkerRepository:
         ]
         # Pipeline mode sends the statements without waiting for each reply:
         # one round trip for the whole batch in the common (all success) case.
-        answered: list[Succeeded | RetryLater | Failed] = [*succeeded, *retrying, *failed]
+        answered: list[Succeeded | RetryLater | Snoozed | Failed] = [
+            *succeeded,
+            *retrying,
+            *snoozed,
+            *failed,
+        ]
         captured = [
             outcome
             for outcome in answered
@@ -193,24 +239,38 @@ class WorkerRepository:
                 conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
             if retrying:
                 conn.execute(QUERIES["mark_retrying"], _retry_params(retrying))
-                delays = ((outcome.delivery, outcome.delay) for outcome in retrying)
-                for queue, pairs in _pairs_by_queue(delays).items():
-                    conn.execute(
-                        QUERIES["delay_messages"],
-                        {
-                            "queue": queue,
-                            "message_ids": [message_id for message_id, _ in pairs],
-                            "delays": [delay for _, delay in pairs],
-                        },
-                    )
+            if snoozed:
+                conn.execute(QUERIES["mark_snoozed"], _snooze_params(snoozed))
+                conn.execute(
+                    QUERIES["snooze_task_types"],
+                    {
+                        "task_types": [outcome.delivery.task_type for outcome in snoozed],
+                        "delays": [outcome.delay for outcome in snoozed],
+                    },
+                )
+            waiting: list[RetryLater | Snoozed] = [*retrying, *snoozed]
+            delays = ((outcome.delivery, outcome.delay) for outcome in waiting)
+            for queue, pairs in _pairs_by_queue(delays).items():
+                conn.execute(
+                    QUERIES["delay_messages"],
+                    {
+                        "queue": queue,
+                        "message_ids": [message_id for message_id, _ in pairs],
+                        "delays": [delay for _, delay in pairs],
+                    },
+                )
             if failed:
                 dlq_ids = self._send_to_dlq(conn, failed)
                 conn.execute(QUERIES["mark_failed"], _failure_params(failed, dlq_ids))
             for queue, ids in _ids_by_queue(finished).items():
                 conn.execute(QUERIES["delete_messages"], {"queue": queue, "message_ids": ids})
+            leases = _lease_ids(outcome.delivery for outcome in outcomes)
+            if leases:
+                # The calls are over: their concurrency slots are free again.
+                conn.execute(QUERIES["release_leases"], {"lease_ids": leases})
             # Last, after every message lock: a reader settling the queue waits
             # for this transaction, which then waits for nothing it could hold.
-            for queue, seconds in _earliest_by_queue(retrying).items():
+            for queue, seconds in _earliest_by_queue(waiting).items():
                 conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": seconds})
 
     def _send_to_dlq(self, conn: BoundedConnection, failed: Sequence[Failed]) -> list[int]:
@@ -248,6 +308,11 @@ class _MessageRow:
     message: str
     attempt: int
     status: str
+    snoozes: int
+
+
+def _lease_ids(deliveries: Iterable[Delivery]) -> list[int]:
+    return [delivery.lease_id for delivery in deliveries if delivery.lease_id is not None]
 
 
 def _decode(raw: str) -> QueuedCall | None:
@@ -264,8 +329,8 @@ def _ids_by_queue(deliveries: Iterable[Delivery]) -> dict[str, list[int]]:
     return grouped
 
 
-def _earliest_by_queue(retrying: Iterable[RetryLater]) -> dict[str, float]:
-    """Per queue, the shortest retry delay: when it next has a message to read."""
+def _earliest_by_queue(retrying: Iterable[RetryLater | Snoozed]) -> dict[str, float]:
+    """Per queue, the shortest retry (or snooze) delay: when it next has a message to read."""
     earliest: dict[str, float] = {}
     for outcome in retrying:
         queue = outcome.delivery.queue_name
@@ -283,7 +348,9 @@ def _pairs_by_queue(
     return grouped
 
 
-def _keys(outcomes: Sequence[Succeeded | RetryLater | Failed]) -> dict[str, list[object]]:
+def _keys(
+    outcomes: Sequence[Succeeded | RetryLater | Snoozed | Failed],
+) -> dict[str, list[object]]:
     """The status-row keys of outcomes; undecodable messages have no row and are skipped."""
     calls = [(outcome.delivery, outcome.delivery.call) for outcome in outcomes]
     return {
@@ -293,7 +360,9 @@ def _keys(outcomes: Sequence[Succeeded | RetryLater | Failed]) -> dict[str, list
     }
 
 
-def _response_params(outcomes: Sequence[Succeeded | RetryLater | Failed]) -> dict[str, object]:
+def _response_params(
+    outcomes: Sequence[Succeeded | RetryLater | Snoozed | Failed],
+) -> dict[str, object]:
     responses = [outcome.response for outcome in outcomes if outcome.response is not None]
     return {
         **_keys(outcomes),
@@ -317,6 +386,16 @@ def _retry_params(outcomes: Sequence[RetryLater]) -> dict[str, object]:
     return {
         **_keys(outcomes),
         "attempts": [outcome.delivery.attempt + 1 for outcome in outcomes],
+        "errors": [outcome.error for outcome in outcomes],
+        "http_statuses": [outcome.http_status for outcome in outcomes],
+        "durations": [outcome.duration_ms for outcome in outcomes],
+    }
+
+
+def _snooze_params(outcomes: Sequence[Snoozed]) -> dict[str, object]:
+    return {
+        **_keys(outcomes),
+        "snoozes": [outcome.delivery.snoozes + 1 for outcome in outcomes],
         "errors": [outcome.error for outcome in outcomes],
         "http_statuses": [outcome.http_status for outcome in outcomes],
         "durations": [outcome.duration_ms for outcome in outcomes],

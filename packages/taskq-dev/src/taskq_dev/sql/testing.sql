@@ -3,7 +3,7 @@
 
 -- name: test_statuses
 SELECT task_id::text AS task_id, payload_id, message_id, status, error, attempt, http_status,
-       duration_ms, dlq_message_id, scheduled_for
+       duration_ms, dlq_message_id, scheduled_for, snoozes
 FROM taskq.task_status
 WHERE task_id = %(task_id)s::uuid
 ORDER BY payload_id;

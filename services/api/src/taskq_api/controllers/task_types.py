@@ -10,6 +10,7 @@ from taskq_api.dependencies import Operations, Repository
 from taskq_api.responses import error_responses, read_errors, write_errors
 from taskq_core.models import TaskTypeConfigure, TaskTypeView
 from taskq_core.operation_models import TaskTypeList, TaskTypePause
+from taskq_core.type_defaults import defaults_from
 
 
 class TaskTypesController(Controller):
@@ -18,12 +19,18 @@ class TaskTypesController(Controller):
 
     @post(
         operation_id="configureTaskType",
-        summary="Create or update a task type's rate limit",
+        summary="Create or update a task type's rate limit and delivery defaults",
         description=(
             "max_rps limits the sum of all worker replicas; null removes the limit. "
-            "Once set here, a batch's max_rps no longer changes it. signing_secrets "
-            "(1 or 2, at least 32 characters each; [] stops signing) make every call carry "
-            "X-Taskq-Signature; they are stored encrypted and never returned."
+            "Once set here, a batch's max_rps no longer changes it. max_retries, "
+            "retry_delay, retry_max_delay (ms), timeout (ms or a duration), "
+            "retryable_status_codes and headers are defaults for the type's calls: a "
+            "batch's own fields win; omitted, the worker's settings apply. Each POST "
+            "replaces all of them. Credential header values are shown redacted. "
+            "max_concurrency caps the type's calls in flight across every replica. "
+            "signing_secrets (1 or 2, at least 32 characters each; [] stops signing; "
+            "absent: unchanged) make every call carry X-Taskq-Signature; they are "
+            "stored encrypted and never returned."
         ),
         status_code=HTTP_200_OK,
         responses=write_errors(409),
@@ -31,8 +38,9 @@ class TaskTypesController(Controller):
     async def configure(
         self, data: JSONBody[TaskTypeConfigure], repository: Repository
     ) -> TaskTypeView:
+        defaults = defaults_from(data)
         return await repository.configure_task_type(
-            data.task_type, data.max_rps, data.signing_secrets
+            data.task_type, data.max_rps, defaults, data.max_concurrency, data.signing_secrets
         )
 
     @get(

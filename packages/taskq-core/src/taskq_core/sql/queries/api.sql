@@ -81,19 +81,24 @@ SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_times
 SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,
        updated_at, payload_id, http_status, duration_ms, created_at, dlq_message_id,
        scheduled_for, response_body, response_body_encoding, response_content_type,
-       response_truncated
+       response_truncated, snoozes
 FROM taskq.task_status
 WHERE task_id = %(task_id)s
 ORDER BY payload_id;
 
 -- name: configure_task_type
 -- `created` tells the caller to create the type's queue in the same transaction.
-INSERT INTO taskq.task_types AS t (task_type, queue_name, max_rps, rps_explicit)
-VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true)
+INSERT INTO taskq.task_types AS t
+    (task_type, queue_name, max_rps, rps_explicit, delivery_defaults, max_concurrency)
+VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true, %(defaults)s::jsonb, %(max_concurrency)s)
 ON CONFLICT (task_type) DO UPDATE
-    SET max_rps = excluded.max_rps, rps_explicit = true, updated_at = now()
-RETURNING task_type, max_rps, created_at, updated_at, (xmax = 0) AS created,
-          signing_secrets IS NOT NULL AS signed;
+    SET max_rps = excluded.max_rps, rps_explicit = true,
+        delivery_defaults = excluded.delivery_defaults,
+        max_concurrency = excluded.max_concurrency, updated_at = now()
+RETURNING task_type, max_rps, created_at, updated_at, delivery_defaults::text AS defaults,
+          max_concurrency,
+          CASE WHEN snoozed_until > clock_timestamp() THEN snoozed_until END AS snoozed_until,
+          (xmax = 0) AS created, signing_secrets IS NOT NULL AS signed;
 
 -- name: set_signing_secrets
 -- Sealed by taskq_core.secret_box (NULL: stop signing). updated_at moves so
@@ -106,7 +111,10 @@ WHERE task_type = %(task_type)s;
 SELECT taskq.configure_rate(%(task_type)s, %(max_rps)s);
 
 -- name: get_task_type
-SELECT task_type, max_rps, created_at, updated_at, signing_secrets IS NOT NULL AS signed
+SELECT task_type, max_rps, created_at, updated_at, delivery_defaults::text AS defaults,
+       max_concurrency,
+       CASE WHEN snoozed_until > clock_timestamp() THEN snoozed_until END AS snoozed_until,
+       signing_secrets IS NOT NULL AS signed
 FROM taskq.task_types
 WHERE task_type = %(task_type)s;
 

@@ -169,7 +169,7 @@ ORDER BY position;
 -- name: mark_requeued
 -- A null payload keeps the stored one (no data override).
 UPDATE taskq.task_status AS s
-SET status = 'pending', attempt = 0, error = '', http_status = NULL, duration_ms = NULL,
+SET status = 'pending', attempt = 0, snoozes = 0, error = '', http_status = NULL, duration_ms = NULL,
     message_id = u.message_id, dlq_message_id = NULL, updated_at = now(),
     payload = coalesce(u.payload, s.payload)
 FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],

@@ -2,7 +2,8 @@
 
 -- name: list_task_types
 -- signing_secrets are sealed (taskq_core.secret_box): opened in the worker only.
-SELECT task_type, queue_name, max_rps, paused, signing_secrets
+SELECT task_type, queue_name, max_rps, paused, delivery_defaults::text AS defaults,
+       max_concurrency, signing_secrets
 FROM taskq.task_types ORDER BY task_type;
 
 -- name: due_queues
@@ -29,6 +30,19 @@ SELECT taskq.settle_due(%(queue)s) AS due_in;
 -- name: mark_due
 SELECT taskq.mark_due(%(queue)s, clock_timestamp() + make_interval(secs => %(seconds)s));
 
+-- name: take_slots
+SELECT lease_id FROM taskq.take_slots(%(task_type)s, %(requested)s, %(ttl)s) AS lease_id;
+
+-- name: renew_leases
+-- A lease lives while its call runs; one the worker stopped renewing (it
+-- crashed) expires and its slot is taken again.
+UPDATE taskq.concurrency_leases
+SET expires_at = clock_timestamp() + make_interval(secs => %(ttl)s)
+WHERE lease_id = ANY(%(lease_ids)s::bigint[]);
+
+-- name: release_leases
+DELETE FROM taskq.concurrency_leases WHERE lease_id = ANY(%(lease_ids)s::bigint[]);
+
 -- name: take_tokens
 SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s);
 
@@ -40,11 +54,20 @@ SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s
 -- every read. The keys are cast only when they have the right shape: a
 -- message whose task_id is not a uuid must come back as a message the worker
 -- sends to the DLQ, not make every read of its queue fail.
+--
+-- A task type snoozed by a target's 429 reads nothing until the time asked
+-- for (design decision 11), whichever replica reads and whatever tokens it
+-- holds: the check is in the read itself, by the database's clock.
 SELECT m.msg_id, m.message::text AS message, coalesce(s.attempt, 0) AS attempt,
-       coalesce(s.status, 'pending') AS status
-FROM pgmq.read(%(queue)s, %(vt)s, %(qty)s) AS m
+       coalesce(s.status, 'pending') AS status, coalesce(s.snoozes, 0) AS snoozes
+FROM pgmq.read(
+  %(queue)s, %(vt)s,
+  CASE WHEN EXISTS (SELECT 1 FROM taskq.task_types
+                    WHERE task_type = %(task_type)s AND snoozed_until > clock_timestamp())
+       THEN 0 ELSE %(qty)s END
+) AS m
 LEFT JOIN LATERAL (
-  SELECT attempt, status FROM taskq.task_status
+  SELECT attempt, status, snoozes FROM taskq.task_status
   WHERE task_id = CASE WHEN m.message ->> 'task_id'
                               ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
                        THEN (m.message ->> 'task_id')::uuid END
@@ -76,6 +99,45 @@ FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::b
      AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
+
+-- name: snoozed_for
+-- Seconds until a snoozed task type may read again; no row when it is not snoozed.
+SELECT extract(epoch FROM snoozed_until - clock_timestamp())::float8
+FROM taskq.task_types
+WHERE task_type = %(task_type)s AND snoozed_until > clock_timestamp();
+
+-- name: mark_snoozed
+-- A snooze spends no attempt: only the snooze count moves.
+UPDATE taskq.task_status AS s
+SET snoozes = u.snoozes, error = u.error, http_status = u.http_status,
+    duration_ms = u.duration_ms, updated_at = now()
+FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
+            %(snoozes)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
+            %(durations)s::float8[])
+     AS u(task_id, payload_id, message_id, snoozes, error, http_status, duration_ms)
+WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
+  AND s.message_id = u.message_id AND s.status = 'pending';
+
+-- name: snooze_task_types
+-- Pauses each task type until the latest time its target asked for: reads
+-- return nothing before then (read_messages), and the shared token bucket is
+-- emptied up to then, so take_tokens makes every replica wait for that time
+-- and the type resumes at its rate, not in a burst of saved-up tokens.
+WITH asked AS (
+    SELECT u.task_type, max(clock_timestamp() + make_interval(secs => u.delay)) AS until
+    FROM unnest(%(task_types)s::text[], %(delays)s::float8[]) AS u(task_type, delay)
+    GROUP BY u.task_type
+), snoozed AS (
+    UPDATE taskq.task_types AS t
+    SET snoozed_until = greatest(t.snoozed_until, a.until)
+    FROM asked AS a
+    WHERE t.task_type = a.task_type
+    RETURNING t.task_type, t.snoozed_until
+)
+UPDATE taskq.rate_buckets AS b
+SET tokens = 0, refilled_at = greatest(b.refilled_at, s.snoozed_until)
+FROM snoozed AS s
+WHERE b.task_type = s.task_type;
 
 -- name: delay_messages
 -- Hides each message until its own retry time: the retry waits in the queue,
