@@ -17,6 +17,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from taskq_api.json_depth import MAX_JSON_DEPTH
 from taskq_core.queue_names import queue_name_for
 from taskq_core.settings import Settings
 from tests.support.api import SQL, api_client, batch, counts
@@ -251,6 +252,23 @@ def test_what_used_to_be_a_500_is_a_400_naming_the_problem(
     assert payload["field"] == field
     assert reason in str(payload["detail"])
     assert counts(db_dsn) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_nesting_limit_is_the_same_on_every_python(
+    client: TestClient[Litestar], db_dsn: str, extra: int
+) -> None:
+    """The cap is ours, not the interpreter's recursion limit (3.11 and 3.13 differ)."""
+    # The body itself and its payloads array are two levels; the payload's data the rest.
+    data_depth = MAX_JSON_DEPTH - 3 + extra
+    body = with_fields(payloads=[{"data": "DEEP"}]).replace('"DEEP"', nested(data_depth))
+    response = client.post("/tasks", content=body, headers={"Content-Type": "application/json"})
+    if extra:
+        assert response.status_code == 400, response.text
+        assert "nested too deeply" in response.json()["detail"]
+        assert counts(db_dsn) == (0, 0, 0)
+    else:
+        assert response.status_code == 201, response.text
 
 
 @pytest.mark.parametrize("task_id", ["not-a-uuid", "123", "123e4567-e89b-12d3-a456-42661417400Z"])

@@ -14,12 +14,18 @@ from litestar import Request
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
+from taskq_api.json_depth import check_depth
+
 JSON = "application/json"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 async def require_json(request: Request[Any, Any, Any]) -> None:
-    """`before_request` hook: 415 unless a body-carrying request says it is UTF-8 JSON."""
+    """`before_request` hook: 415 unless a body-carrying request says it is UTF-8 JSON.
+
+    A JSON body is then refused (400) when it nests deeper than any Python's decoder
+    can be relied on to handle alike.
+    """
     if request.method not in _BODY_METHODS:
         return
     media_type, options = request.content_type
@@ -32,3 +38,4 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"the request body must be sent as Content-Type: {JSON} (got {got})",
         )
+    check_depth(await request.body())

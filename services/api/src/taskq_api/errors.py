@@ -25,6 +25,7 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 from loguru import logger
 
+from taskq_api.json_depth import MAX_JSON_DEPTH, TooDeeplyNestedError
 from taskq_core.errors import (
     DatabaseUnavailableError,
     IdempotencyConflictError,
@@ -98,12 +99,15 @@ def _not_utf8(_: Request[Any, Any, Any], __: UnicodeDecodeError) -> Response[Err
     )
 
 
-def _too_deep(_: Request[Any, Any, Any], __: RecursionError) -> Response[ErrorBody]:
-    # Only input can nest this deep: msgspec gives up at about 1,000 levels while decoding.
+def _too_deep(
+    _: Request[Any, Any, Any], __: TooDeeplyNestedError | RecursionError
+) -> Response[ErrorBody]:
+    # RecursionError too: only input can nest deep enough to exhaust the stack.
     return error_response(
         HTTP_400_BAD_REQUEST,
         "malformed_json",
-        "the request body is nested too deeply (JSON arrays and objects go ~1,000 levels at most)",
+        "the request body is nested too deeply "
+        f"(JSON arrays and objects go {MAX_JSON_DEPTH} levels at most)",
     )
 
 
@@ -196,6 +200,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http,
     UnicodeDecodeError: _not_utf8,
     RecursionError: _too_deep,
+    TooDeeplyNestedError: _too_deep,
     Exception: _unexpected,
 }
 """Litestar picks the most specific class in an exception's MRO."""
