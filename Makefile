@@ -97,8 +97,8 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 
 bench-peers: $(PEERS_STAMP) ## Install the benchmark's peers into .venv-bench-peers (not .venv)
 
-bench: install bench-peers ## Full benchmark suite; RESULTS=file.jsonl for machine-readable output
-	$(BIN)/python -m bench --results $${RESULTS:-bench-results.jsonl}
+bench: install bench-peers ## Full benchmark suite; RESULTS=file.jsonl, SCENARIO=name[,name] for some only
+	$(BIN)/python -m bench $${SCENARIO:+--only $$SCENARIO} --results $${RESULTS:-bench-results.jsonl}
 
 bench-quick: install bench-peers ## A benchmark pass that finishes in a few minutes
 	$(BIN)/python -m bench --quick --results $${RESULTS:-bench-results-quick.jsonl}

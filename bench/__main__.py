@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from loguru import logger
 
-from bench import scenarios, tuning
+from bench import rate_shaping, scenarios, tuning
 from bench.cluster import API_MODULE, WORKER_MODULE, Cluster
 from bench.db import Database, fresh_database, server_dsn, server_version
 from bench.procs import CountingTarget, FastTarget, RssSampler, service_available
@@ -24,7 +24,7 @@ from bench.progress import Progress
 from bench.report import Recorder, format_table
 from bench.scenarios import Context, Sizes
 
-SCENARIOS = {**scenarios.SCENARIOS, **tuning.SCENARIOS}
+SCENARIOS = {**scenarios.SCENARIOS, **tuning.SCENARIOS, **rate_shaping.SCENARIOS}
 
 
 def machine_line(dsn: str) -> str:

@@ -24,8 +24,17 @@ def test_configure_then_read_returns_the_reference_shape(client: TestClient[Lite
 
     assert created.status_code == 200
     body = created.json()
-    assert set(body) == {"task_type", "max_rps", "created_at", "updated_at", "signed"}
+    assert set(body) == {
+        "task_type",
+        "max_rps",
+        "created_at",
+        "updated_at",
+        "signed",
+        "adaptive",
+        "allowed_rps",
+    }
     assert body["signed"] is False
+    assert (body["adaptive"], body["allowed_rps"]) == (False, 10.0)
     assert (body["task_type"], body["max_rps"]) == ("update-resource", 10.0)
     datetime.fromisoformat(body["created_at"])
     read = client.get("/task-types/update-resource")
@@ -91,8 +100,17 @@ def test_delivery_defaults_are_stored_and_shown_with_secrets_redacted(
     assert client.get("/task-types/partner").json() == shown
     # Each POST replaces the defaults: the reference's body alone clears them.
     cleared = client.post("/task-types", json={"task_type": "partner", "max_rps": 5}).json()
-    # Only `signed` (issue 15) is always shown besides the reference's four fields.
-    assert set(cleared) == {"task_type", "max_rps", "created_at", "updated_at", "signed"}
+    # Only `signed` (issue 15), `adaptive` and `allowed_rps` (issue 16) are always
+    # shown besides the reference's four fields.
+    assert set(cleared) == {
+        "task_type",
+        "max_rps",
+        "created_at",
+        "updated_at",
+        "signed",
+        "adaptive",
+        "allowed_rps",
+    }
 
 
 @pytest.mark.parametrize(

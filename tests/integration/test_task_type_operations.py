@@ -77,7 +77,11 @@ def test_figures_of_every_type(
         "oldest_age_seconds",
         "dlq_depth",
         "effective_rps",
+        "allowed_rps",
+        "adaptive",
     }
+    assert (queued["allowed_rps"], queued["adaptive"]) == (None, False)  # unlimited
+    assert by_type["limited"]["allowed_rps"] == 7.5
 
 
 def test_pause_without_a_json_content_type_is_refused(client: TestClient[Litestar]) -> None:

@@ -13,6 +13,7 @@ from typing import assert_never
 
 from taskq_core.capture import CapturedResponse
 from taskq_core.models import DeliveryDefaults, QueuedCall
+from taskq_core.rate_headers import Budget
 from taskq_core.retry import Fail, Happened, Retry, RetryPolicy, Snooze, Succeed
 from taskq_core.status import TaskStatus
 
@@ -47,6 +48,8 @@ class Delivery:
     # The type's signing secrets (X-Taskq-Signature); () unsigned; None: the type
     # has secrets this worker cannot decrypt, so the call must not go out unsigned.
     signing_keys: tuple[bytes, ...] | None = ()
+    # The type's rate follows its 429/503s and successes (AIMD, migration 0013).
+    adaptive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Succeeded:
     http_status: int
     duration_ms: float
     response: CapturedResponse | None = None
+    budget: Budget | None = None  # what the target's rate-limit headers said (pacing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class RetryLater:
     duration_ms: float
     delay: float
     response: CapturedResponse | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,7 @@ class Snoozed:
     duration_ms: float
     delay: float
     response: CapturedResponse | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,7 @@ class Failed:
     exhausted: bool = False  # retries ran out, rather than a permanent failure
     response: CapturedResponse | None = None
     rate_limited: bool = False  # the snoozes ran out: the target kept answering 429
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,21 +123,23 @@ def outcome_for(
     duration_ms: float,
     rng: random.Random,
     response: CapturedResponse | None = None,
+    budget: Budget | None = None,
 ) -> Succeeded | RetryLater | Snoozed | Failed:
     """What becomes of `delivery` after an attempt that came to `happened` (`reason` says why).
 
-    `response`: the kept start of the reply (response capture), whatever the outcome.
+    `response`: the kept start of the reply (response capture), whatever the outcome;
+    `budget`: what its rate-limit headers said, for pacing.
     """
     status = happened.http_status
     decision = policy.decide(delivery.attempt, happened, snoozes=delivery.snoozes, rng=rng)
     match decision:
         case Succeed():
             assert status is not None  # only an answer succeeds
-            return Succeeded(delivery, status, duration_ms, response)
+            return Succeeded(delivery, status, duration_ms, response, budget)
         case Retry(delay=delay):
-            return RetryLater(delivery, reason, status, duration_ms, delay, response)
+            return RetryLater(delivery, reason, status, duration_ms, delay, response, budget)
         case Snooze(delay=delay):
-            return Snoozed(delivery, reason, status, duration_ms, delay, response)
+            return Snoozed(delivery, reason, status, duration_ms, delay, response, budget)
         case Fail(snoozes_exhausted=True):
             error = (
                 f"{reason}: rate limited, the target still asked for time after "
@@ -144,13 +153,22 @@ def outcome_for(
                 exhausted=True,
                 response=response,
                 rate_limited=True,
+                budget=budget,
             )
         case Fail(exhausted=True):
             attempts = delivery.attempt + 1
             error = f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
-            return Failed(delivery, error, status, duration_ms, exhausted=True, response=response)
+            return Failed(
+                delivery,
+                error,
+                status,
+                duration_ms,
+                exhausted=True,
+                response=response,
+                budget=budget,
+            )
         case Fail():
-            return Failed(delivery, reason, status, duration_ms, response=response)
+            return Failed(delivery, reason, status, duration_ms, response=response, budget=budget)
         case _:
             assert_never(decision)
 
@@ -166,6 +184,7 @@ class TaskTypeRoute:
     defaults: DeliveryDefaults = _NO_DEFAULTS
     max_concurrency: int | None = None  # calls in flight across every replica; None: no limit
     signing_keys: tuple[bytes, ...] | None = ()  # as Delivery.signing_keys
+    adaptive: bool = False  # as Delivery.adaptive
 
 
 @dataclass(frozen=True, slots=True)

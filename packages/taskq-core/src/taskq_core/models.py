@@ -146,6 +146,9 @@ class TaskTypeConfigure(msgspec.Struct, frozen=True):
     # Calls in flight at once across every replica; null: no limit.
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     signing_secrets: Annotated[list[SigningSecret], msgspec.Meta(max_length=2)] | None = None
+    # AIMD between min_rps (default 1/s) and max_rps, which it needs (taskq_core.rate_shaping).
+    adaptive: bool = False
+    min_rps: MaxRps | None = None
 
 
 class DeliveryDefaults(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -182,6 +185,13 @@ class TaskTypeView(msgspec.Struct, frozen=True, omit_defaults=True):
     # Calls carry X-Taskq-Signature; the secrets are never shown. Always set (True or
     # False) by the repository, so always in the reply despite omit_defaults.
     signed: bool | None = None
+    # Rate shaping (issue 16): always set by the repository, like `signed`.
+    adaptive: bool | None = None
+    min_rps: float | None = None
+    # The rate the type is sent at now: max_rps lowered by a target's rate-limit
+    # headers (until paced_until) or by the adaptive rate; null when unlimited.
+    allowed_rps: float | None = None
+    paced_until: datetime | None = None
 
 
 class DlqOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -71,6 +71,10 @@ class TaskTypeFigures(msgspec.Struct, frozen=True):
     oldest_age_seconds: int
     dlq_depth: int
     effective_rps: float  # successful deliveries per second over the last minute
+    # The rate the type is sent at now (max_rps lowered by pacing or the adaptive
+    # rate); null when unlimited.
+    allowed_rps: float | None = None
+    adaptive: bool = False
 
 
 class TaskTypeList(msgspec.Struct, frozen=True):

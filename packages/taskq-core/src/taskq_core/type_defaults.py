@@ -11,6 +11,7 @@ from datetime import datetime
 
 import msgspec
 
+from taskq_core.errors import InvalidFieldError
 from taskq_core.headers import check_headers
 from taskq_core.models import DeliveryDefaults, TaskTypeConfigure, TaskTypeView
 from taskq_core.redaction import redact_headers
@@ -33,6 +34,17 @@ def defaults_from(body: TaskTypeConfigure) -> DeliveryDefaults:
         retryable_status_codes=None if statuses is None else sorted(set(statuses)),
         headers=dict(body.headers) if body.headers is not None else None,
     )
+
+
+def check_rate_shaping(body: TaskTypeConfigure) -> None:
+    """adaptive moves the rate between min_rps and max_rps: both bounds must make sense."""
+    if body.adaptive and body.max_rps is None:
+        raise InvalidFieldError("adaptive", "needs max_rps: the adaptive rate climbs back to it")
+    if body.min_rps is not None:
+        if not body.adaptive:
+            raise InvalidFieldError("min_rps", "applies only with adaptive: true")
+        if body.max_rps is not None and body.min_rps > body.max_rps:
+            raise InvalidFieldError("min_rps", "must not exceed max_rps")
 
 
 def encode_defaults(defaults: DeliveryDefaults) -> str:
@@ -59,6 +71,10 @@ def task_type_view(
     max_concurrency: int | None,
     snoozed_until: datetime | None,
     signed: bool,
+    adaptive: bool = False,
+    min_rps: float | None = None,
+    allowed_rps: float | None = None,
+    paced_until: datetime | None = None,
 ) -> TaskTypeView:
     """The reference's fields, then the defaults (credential header values redacted)."""
     stored = decode_defaults(defaults)
@@ -77,4 +93,8 @@ def task_type_view(
         max_concurrency=max_concurrency,
         snoozed_until=snoozed_until,
         signed=signed,
+        adaptive=adaptive,
+        min_rps=min_rps,
+        allowed_rps=allowed_rps,
+        paced_until=paced_until,
     )

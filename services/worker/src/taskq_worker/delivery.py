@@ -22,6 +22,7 @@ from taskq_core.call_limits import call_timeout, longest_call
 from taskq_core.capture import CapturedResponse, capture
 from taskq_core.deliveries import Delivery, Dropped, Failed, Outcome, outcome_for
 from taskq_core.models import DeliveryDefaults, QueuedCall
+from taskq_core.rate_headers import Budget, parse_budget
 from taskq_core.retry import (
     RETRY_AFTER_STATUS_CODES,
     ErrorKind,
@@ -153,6 +154,7 @@ def deliver(
     timeout = call_timeout(call, defaults.timeout, delivery.type_defaults)
 
     kept: CapturedResponse | None = None
+    budget: Budget | None = None
     started = time.perf_counter()
     try:
         # Preparing the request here and sending it skips the session's merge of
@@ -183,6 +185,7 @@ def deliver(
         happened, reason = Happened(error=_kind(error)), _describe(error)
     else:
         happened, reason = _answer(response), f"HTTP {response.status_code}"
+        budget = parse_budget(response.headers, now=time.time)
     return outcome_for(
         delivery,
         policy,
@@ -191,6 +194,7 @@ def deliver(
         duration_ms=_elapsed_ms(started),
         rng=rng,
         response=kept,
+        budget=budget,
     )
 
 

@@ -68,6 +68,12 @@ class QueueStateCollector(Collector):
             "delivered rate / this = rate-limit saturation.",
             labels=["task_type"],
         )
+        allowed = GaugeMetricFamily(
+            "taskq_task_type_allowed_rps",
+            "Rate a rate-limited task type is sent at now, across every replica: max_rps, "
+            "or lower while a target's rate-limit headers or the adaptive rate hold it down.",
+            labels=["task_type"],
+        )
         paused = GaugeMetricFamily(
             "taskq_task_type_paused",
             "1 while a task type is paused (POST /task-types/{t}/pause): its backlog waits.",
@@ -77,11 +83,13 @@ class QueueStateCollector(Collector):
             paused.add_metric([stats.task_type], 1.0 if stats.paused else 0.0)
             if stats.max_rps is not None:
                 max_rps.add_metric([stats.task_type], stats.max_rps)
+            if stats.allowed_rps is not None:
+                allowed.add_metric([stats.task_type], stats.allowed_rps)
             depth.add_metric([stats.task_type], stats.queue_length)
             visible.add_metric([stats.task_type], stats.queue_visible_length)
             oldest.add_metric([stats.task_type], stats.oldest_age_seconds)
             retrying.add_metric([stats.task_type], stats.retrying)
-        yield from (depth, visible, oldest, retrying, max_rps, paused)
+        yield from (depth, visible, oldest, retrying, max_rps, allowed, paused)
         yield GaugeMetricFamily(
             "taskq_dlq_messages",
             "Messages in the dead-letter queue.",

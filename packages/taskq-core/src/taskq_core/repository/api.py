@@ -268,11 +268,15 @@ class ApiRepository:
         defaults: DeliveryDefaults = _NO_DEFAULTS,
         max_concurrency: int | None = None,
         signing_secrets: list[str] | None = None,
+        *,
+        adaptive: bool = False,
+        min_rps: float | None = None,
     ) -> TaskTypeView:
         """Upsert a type's global rate limit (None: unlimited) and delivery defaults.
 
         Creates the type's queue when the type is new. `signing_secrets` (None:
-        unchanged, []: none) are sealed before they are stored.
+        unchanged, []: none) are sealed before they are stored. `adaptive`
+        (with its floor `min_rps`) needs a max_rps (checked by the caller).
         """
         queue = queue_name_for(task_type)
         sealed = self._seal(task_type, signing_secrets)
@@ -282,6 +286,8 @@ class ApiRepository:
             "max_rps": max_rps,
             "defaults": encode_defaults(defaults),
             "max_concurrency": max_concurrency,
+            "adaptive": adaptive,
+            "min_rps": min_rps,
         }
         async with self._connection() as conn, conn.transaction():
             exists = await conn.execute(QUERIES["task_type_queue"], {"task_type": task_type})
@@ -290,37 +296,21 @@ class ApiRepository:
             cursor = await conn.execute(QUERIES["configure_task_type"], params)
             row = await cursor.fetchone()
             assert row is not None  # an upsert with RETURNING always returns its row
-            (
-                name,
-                rps,
-                created_at,
-                updated_at,
-                stored,
-                concurrency,
-                snoozed_until,
-                created,
-                signed,
-            ) = row
-            if created:
+            if row[0]:  # created
                 await conn.execute(QUERIES["create_queue"], {"queue": queue})
             await conn.execute(
                 QUERIES["configure_rate"], {"task_type": task_type, "max_rps": max_rps}
             )
+            await conn.execute(QUERIES["configure_adaptive"], {"task_type": task_type})
             if signing_secrets is not None:
                 await conn.execute(
                     QUERIES["set_signing_secrets"], {"task_type": task_type, "sealed": sealed}
                 )
-                signed = sealed is not None
-        return task_type_view(
-            task_type=str(name),
-            max_rps=None if rps is None else float(rps),
-            created_at=created_at,
-            updated_at=updated_at,
-            defaults=stored,
-            max_concurrency=concurrency,
-            snoozed_until=snoozed_until,
-            signed=bool(signed),
-        )
+            view_cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
+            await view_cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
+            view = await view_cursor.fetchone()
+        assert view is not None  # written in this transaction
+        return view
 
     def _seal(self, task_type: str, secrets: list[str] | None) -> bytes | None:
         """The secrets sealed for storage; None for none (or unchanged)."""

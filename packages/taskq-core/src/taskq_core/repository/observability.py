@@ -25,6 +25,7 @@ class QueueStats:
     retrying: int
     max_rps: float | None  # None: no limit
     paused: bool = False
+    allowed_rps: float | None = None  # max_rps lowered by pacing or the adaptive rate
 
 
 @dataclass(frozen=True, slots=True)

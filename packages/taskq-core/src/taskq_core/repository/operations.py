@@ -201,6 +201,8 @@ class _FiguresRow:
     retrying: int
     dlq_depth: int
     effective_rps: float
+    allowed_rps: float | None
+    adaptive: bool
 
     def figures(self) -> TaskTypeFigures:
         hidden = self.backlog - self.visible
@@ -218,4 +220,6 @@ class _FiguresRow:
             oldest_age_seconds=self.oldest_age_seconds,
             dlq_depth=self.dlq_depth,
             effective_rps=round(float(self.effective_rps), 3),
+            allowed_rps=None if self.allowed_rps is None else round(self.allowed_rps, 3),
+            adaptive=self.adaptive,
         )

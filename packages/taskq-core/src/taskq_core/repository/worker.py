@@ -37,6 +37,7 @@ from taskq_core.deliveries import (
 from taskq_core.errors import DatabaseError, DatabaseUnavailableError, TaskTypeUnavailableError
 from taskq_core.models import QueuedCall
 from taskq_core.queries import QUERIES
+from taskq_core.rate_shaping import rate_observations
 from taskq_core.schema_version import check_database
 from taskq_core.secret_box import SecretBox, SecretUnreadableError
 from taskq_core.status import TaskStatus
@@ -77,8 +78,18 @@ class WorkerRepository:
                 defaults=decode_defaults(defaults),
                 max_concurrency=max_concurrency,
                 signing_keys=self._open(str(task_type), sealed),
+                adaptive=bool(adaptive),
             )
-            for task_type, queue_name, max_rps, paused, defaults, max_concurrency, sealed in rows
+            for (
+                task_type,
+                queue_name,
+                max_rps,
+                paused,
+                defaults,
+                max_concurrency,
+                sealed,
+                adaptive,
+            ) in rows
         ]
 
     def _open(self, task_type: str, sealed: bytes | None) -> tuple[bytes, ...] | None:
@@ -164,6 +175,7 @@ class WorkerRepository:
                 type_defaults=route.defaults,
                 hidden_until=hidden_until,
                 signing_keys=route.signing_keys,
+                adaptive=route.adaptive,
             )
             for row in rows
         ]
@@ -248,6 +260,9 @@ class WorkerRepository:
                         "delays": [outcome.delay for outcome in snoozed],
                     },
                 )
+            observed = rate_observations(answered)
+            if observed is not None:  # after the snoozes: pacing may only lower what they set
+                conn.execute(QUERIES["observe_rates"], observed)
             waiting: list[RetryLater | Snoozed] = [*retrying, *snoozed]
             delays = ((outcome.delivery, outcome.delay) for outcome in waiting)
             for queue, pairs in _pairs_by_queue(delays).items():

@@ -63,3 +63,10 @@ GROUP BY span.first_at, span.last_at;
 -- Transactions the bench database has seen, for the idle-cost scenario
 -- (pg_stat_database lags by about a second).
 SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database();
+
+-- name: bench_attempts_and_snoozes
+-- What a task type's messages spent: attempts (failures that counted) and
+-- snoozes (429s that did not), summed over its status rows.
+SELECT coalesce(sum(attempt), 0) AS attempts, coalesce(sum(snoozes), 0) AS snoozes
+FROM taskq.task_status
+WHERE task_type = %(task_type)s;

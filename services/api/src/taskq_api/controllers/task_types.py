@@ -10,7 +10,7 @@ from taskq_api.dependencies import Operations, Repository
 from taskq_api.responses import error_responses, read_errors, write_errors
 from taskq_core.models import TaskTypeConfigure, TaskTypeView
 from taskq_core.operation_models import TaskTypeList, TaskTypePause
-from taskq_core.type_defaults import defaults_from
+from taskq_core.type_defaults import check_rate_shaping, defaults_from
 
 
 class TaskTypesController(Controller):
@@ -30,7 +30,11 @@ class TaskTypesController(Controller):
             "max_concurrency caps the type's calls in flight across every replica. "
             "signing_secrets (1 or 2, at least 32 characters each; [] stops signing; "
             "absent: unchanged) make every call carry X-Taskq-Signature; they are "
-            "stored encrypted and never returned."
+            "stored encrypted and never returned. adaptive: true (needs max_rps) lowers "
+            "the rate on 429/503 and raises it back while calls succeed (AIMD), never "
+            "under min_rps (default 1). allowed_rps in the reply is the rate the type is "
+            "sent at now: max_rps, or lower while a target's rate-limit headers "
+            "(until paced_until) or the adaptive rate hold it down."
         ),
         status_code=HTTP_200_OK,
         responses=write_errors(409),
@@ -39,8 +43,15 @@ class TaskTypesController(Controller):
         self, data: JSONBody[TaskTypeConfigure], repository: Repository
     ) -> TaskTypeView:
         defaults = defaults_from(data)
+        check_rate_shaping(data)
         return await repository.configure_task_type(
-            data.task_type, data.max_rps, defaults, data.max_concurrency, data.signing_secrets
+            data.task_type,
+            data.max_rps,
+            defaults,
+            data.max_concurrency,
+            data.signing_secrets,
+            adaptive=data.adaptive,
+            min_rps=data.min_rps,
         )
 
     @get(
@@ -48,7 +59,8 @@ class TaskTypesController(Controller):
         summary="Every task type with its configuration and live figures",
         description=(
             "backlog, visible now, in flight, retrying, oldest message age, DLQ depth and "
-            "the effective rate (successes per second over the last minute)."
+            "the effective rate (successes per second over the last minute); allowed_rps, "
+            "the rate the type is sent at now (max_rps lowered by pacing or adaptive)."
         ),
         responses=error_responses(401, 503),
     )

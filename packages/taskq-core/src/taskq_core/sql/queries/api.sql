@@ -89,16 +89,19 @@ ORDER BY payload_id;
 -- name: configure_task_type
 -- `created` tells the caller to create the type's queue in the same transaction.
 INSERT INTO taskq.task_types AS t
-    (task_type, queue_name, max_rps, rps_explicit, delivery_defaults, max_concurrency)
-VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true, %(defaults)s::jsonb, %(max_concurrency)s)
+    (task_type, queue_name, max_rps, rps_explicit, delivery_defaults, max_concurrency,
+     adaptive, min_rps)
+VALUES (%(task_type)s, %(queue)s, %(max_rps)s, true, %(defaults)s::jsonb, %(max_concurrency)s,
+        %(adaptive)s, %(min_rps)s)
 ON CONFLICT (task_type) DO UPDATE
     SET max_rps = excluded.max_rps, rps_explicit = true,
         delivery_defaults = excluded.delivery_defaults,
-        max_concurrency = excluded.max_concurrency, updated_at = now()
-RETURNING task_type, max_rps, created_at, updated_at, delivery_defaults::text AS defaults,
-          max_concurrency,
-          CASE WHEN snoozed_until > clock_timestamp() THEN snoozed_until END AS snoozed_until,
-          (xmax = 0) AS created, signing_secrets IS NOT NULL AS signed;
+        max_concurrency = excluded.max_concurrency,
+        adaptive = excluded.adaptive, min_rps = excluded.min_rps, updated_at = now()
+RETURNING (xmax = 0) AS created;
+
+-- name: configure_adaptive
+SELECT taskq.configure_adaptive(%(task_type)s);
 
 -- name: set_signing_secrets
 -- Sealed by taskq_core.secret_box (NULL: stop signing). updated_at moves so
@@ -111,12 +114,19 @@ WHERE task_type = %(task_type)s;
 SELECT taskq.configure_rate(%(task_type)s, %(max_rps)s);
 
 -- name: get_task_type
-SELECT task_type, max_rps, created_at, updated_at, delivery_defaults::text AS defaults,
-       max_concurrency,
-       CASE WHEN snoozed_until > clock_timestamp() THEN snoozed_until END AS snoozed_until,
-       signing_secrets IS NOT NULL AS signed
-FROM taskq.task_types
-WHERE task_type = %(task_type)s;
+-- allowed_rps: the rate the shared bucket refills at now (migration 0013);
+-- paced_until only while a target's rate-limit headers hold the type down.
+SELECT t.task_type, t.max_rps, t.created_at, t.updated_at,
+       t.delivery_defaults::text AS defaults, t.max_concurrency,
+       CASE WHEN t.snoozed_until > clock_timestamp() THEN t.snoozed_until END AS snoozed_until,
+       t.signing_secrets IS NOT NULL AS signed, t.adaptive, t.min_rps,
+       taskq.allowed_rate(b) AS allowed_rps,
+       CASE WHEN b.paced_until > clock_timestamp()
+                 AND (b.paced_rps IS NULL OR b.paced_rps < b.rate)
+            THEN b.paced_until END AS paced_until
+FROM taskq.task_types AS t
+LEFT JOIN taskq.rate_buckets AS b ON b.task_type = t.task_type
+WHERE t.task_type = %(task_type)s;
 
 -- name: delete_messages
 SELECT pgmq.delete(%(queue)s, %(message_ids)s::bigint[]);

@@ -7,9 +7,11 @@ SELECT pg_try_advisory_lock(hashtext('taskq.queue_stats')) AS acquired;
 -- name: queue_stats
 SELECT t.task_type, m.queue_length, m.queue_visible_length,
        coalesce(m.oldest_msg_age_sec, 0) AS oldest_age_seconds,
-       coalesce(r.retrying, 0) AS retrying, t.max_rps, t.paused
+       coalesce(r.retrying, 0) AS retrying, t.max_rps, t.paused,
+       taskq.allowed_rate(b) AS allowed_rps
 FROM taskq.task_types AS t
 CROSS JOIN LATERAL pgmq.metrics(t.queue_name) AS m
+LEFT JOIN taskq.rate_buckets AS b ON b.task_type = t.task_type
 LEFT JOIN (
     SELECT task_type, count(*) AS retrying
     FROM taskq.task_status

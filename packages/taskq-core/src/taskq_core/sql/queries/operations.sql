@@ -109,15 +109,18 @@ SELECT changed.task_type FROM changed, (SELECT pg_notify('taskq_work', '*')) AS 
 -- Configuration and live figures of every type. in_flight: invisible messages
 -- that are not waiting for a retry (read by a worker, call under way or
 -- buffered). effective_rps: successes over the last minute, read off the
--- expirable index (its predicate includes status = 'success').
+-- expirable index (its predicate includes status = 'success'). allowed_rps:
+-- the rate the shared bucket refills at now (migration 0013), NULL unlimited.
 SELECT t.task_type, t.max_rps, t.paused, t.created_at, t.updated_at,
        m.queue_length AS backlog, m.queue_visible_length AS visible,
        coalesce(m.oldest_msg_age_sec, 0) AS oldest_age_seconds,
        coalesce(r.retrying, 0) AS retrying,
        coalesce(d.dead, 0) AS dlq_depth,
-       coalesce(e.succeeded, 0) / 60.0 AS effective_rps
+       coalesce(e.succeeded, 0) / 60.0 AS effective_rps,
+       taskq.allowed_rate(b) AS allowed_rps, t.adaptive
 FROM taskq.task_types AS t
 CROSS JOIN LATERAL pgmq.metrics(t.queue_name) AS m
+LEFT JOIN taskq.rate_buckets AS b ON b.task_type = t.task_type
 LEFT JOIN (
     SELECT task_type, count(*) AS retrying
     FROM taskq.task_status

@@ -3,7 +3,7 @@
 -- name: list_task_types
 -- signing_secrets are sealed (taskq_core.secret_box): opened in the worker only.
 SELECT task_type, queue_name, max_rps, paused, delivery_defaults::text AS defaults,
-       max_concurrency, signing_secrets
+       max_concurrency, signing_secrets, adaptive
 FROM taskq.task_types ORDER BY task_type;
 
 -- name: due_queues
@@ -138,6 +138,13 @@ UPDATE taskq.rate_buckets AS b
 SET tokens = 0, refilled_at = greatest(b.refilled_at, s.snoozed_until)
 FROM snoozed AS s
 WHERE b.task_type = s.task_type;
+
+-- name: observe_rates
+-- A batch's rate-limit headers and, for adaptive types, its successes and
+-- 429/503s, one row per type (migration 0013): lowers or restores the rate the
+-- shared bucket refills at, for every replica.
+SELECT taskq.observe_rates(%(task_types)s::text[], %(remaining)s::float8[], %(resets)s::float8[],
+                           %(successes)s::integer[], %(throttled)s::integer[]);
 
 -- name: delay_messages
 -- Hides each message until its own retry time: the retry waits in the queue,
