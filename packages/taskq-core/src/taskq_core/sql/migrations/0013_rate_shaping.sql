@@ -125,9 +125,10 @@ $$;
 -- AIMD for an adaptive type (task_types.adaptive; adaptive_rps is NULL
 -- otherwise and nothing happens). Throttled calls (429/503) cut the rate to
 -- 0.9 x the lower of the current rate and the successes per second of the
--- last window, at most once a second (one overload answers many calls at
--- once); successes add 0.5% of max_rps (at least 0.5/s) per second's worth of
--- calls. Never under the floor (min_rps, default 1/s or max_rps if lower) nor
+-- last window (so one cut lands near what the target accepts rather than
+-- many), but at most by half, and at most once a second (one overload
+-- answers many calls at once); successes add 0.5% of max_rps (at least
+-- 0.5/s) per second's worth of calls. Never under the floor (min_rps, default 1/s or max_rps if lower) nor
 -- above max_rps. docs/benchmarks.md has the figures behind these constants.
 CREATE FUNCTION taskq.adapt_rate(p_task_type text, p_successes integer, p_throttled integer)
 RETURNS void
@@ -156,7 +157,9 @@ LANGUAGE sql AS $$
                          AND (m.decreased_at IS NULL
                               OR m.now - m.decreased_at >= interval '1 second')
                     THEN greatest(m.floor_rps,
-                                  0.9 * least(m.adaptive_rps, coalesce(m.accepted, m.adaptive_rps)))
+                                  0.9 * greatest(least(m.adaptive_rps,
+                                                       coalesce(m.accepted, m.adaptive_rps)),
+                                                 0.5 * m.adaptive_rps))
                     WHEN p_throttled = 0 AND p_successes > 0
                     THEN least(m.rate,
                                m.adaptive_rps + greatest(0.5, m.rate * 0.005) * p_successes
