@@ -170,7 +170,7 @@ def test_a_lowered_max_rps_caps_the_adaptive_rate(
 ) -> None:
     configure(client, task_type="aimd", max_rps=100, adaptive=True)
     shown = configure(client, task_type="aimd", max_rps=20, adaptive=True)
-    assert (shown["allowed_rps"], shown["min_rps"] if "min_rps" in shown else None) == (20, None)
+    assert (shown["allowed_rps"], shown.get("min_rps")) == (20, None)
     observe(settings.postgres_dsn, "aimd", throttled=1)
     assert allowed(client, "aimd") == pytest.approx(18.0)
 

@@ -65,7 +65,7 @@ def test_every_form_is_read(headers: dict[str, str], expected: Budget) -> None:
         {"RateLimit": '"a";r=5;t=' + str(int(MAX_RESET_SECONDS) + 1)},
         {"RateLimit": '"a";r=1e9;t=1'},
         {"RateLimit": '"a";r=0x10;t=1'},
-        {"RateLimit": '"a";r=５;t=1'},  # a full-width digit: int() would take it
+        {"RateLimit": '"a";r=\uff15;t=1'},  # a full-width digit: int() would take it
         {"RateLimit": '"a";r=5;t=1' + ";x" * 600},  # too long
         {"RateLimit": "limit=100, remaining=-1, reset=2"},
         {"RateLimit": "limit=100, remaining=nan, reset=2"},
