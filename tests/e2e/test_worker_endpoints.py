@@ -64,6 +64,9 @@ def test_worker_exports_delivery_and_queue_metrics(
         assert visible is not None
         assert 30 <= visible <= 50
         assert metric(text, "taskq_worker_rate_limited_total", '{task_type="backlog"}')
+        # Nothing lowered it: the rate the type is sent at is its max_rps (issue 16).
+        assert metric(text, "taskq_task_type_allowed_rps", '{task_type="backlog"}') == 1.0
+        assert metric(text, "taskq_task_type_allowed_rps", '{task_type="quick"}') is None
         assert "taskq_worker_call_duration_seconds_bucket" in text
         assert httpx.get(f"{base}/health/live", timeout=2).status_code == 200
         assert httpx.get(f"{base}/health/ready", timeout=2).status_code == 200
