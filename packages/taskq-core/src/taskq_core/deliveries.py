@@ -135,11 +135,11 @@ def outcome_for(
     match decision:
         case Succeed():
             assert status is not None  # only an answer succeeds
-            return Succeeded(delivery, status, duration_ms, response, budget)
+            return Succeeded(delivery, status, duration_ms, response, budget=budget)
         case Retry(delay=delay):
-            return RetryLater(delivery, reason, status, duration_ms, delay, response, budget)
+            return RetryLater(delivery, reason, status, duration_ms, delay, response, budget=budget)
         case Snooze(delay=delay):
-            return Snoozed(delivery, reason, status, duration_ms, delay, response, budget)
+            return Snoozed(delivery, reason, status, duration_ms, delay, response, budget=budget)
         case Fail(snoozes_exhausted=True):
             error = (
                 f"{reason}: rate limited, the target still asked for time after "
