@@ -89,6 +89,14 @@ def test_garbage_is_ignored(headers: dict[str, str]) -> None:
     assert budget_of(headers) is None
 
 
+def test_nothing_left_for_longer_than_the_longest_pause_waits_only_that_long() -> None:
+    """A target cannot stop a type for longer than a Retry-After could (MAX_SNOOZE_DELAY)."""
+    headers = CaseInsensitiveDict({"RateLimit": '"a";r=0;t=86400'})
+    assert parse_budget(headers, now=lambda: NOW, longest_pause=3600) == Budget(0, 3600.0)
+    slow = CaseInsensitiveDict({"RateLimit": '"a";r=2;t=86400'})
+    assert parse_budget(slow, now=lambda: NOW, longest_pause=3600) == Budget(2, 86400.0)
+
+
 def test_garbage_beside_a_good_form_leaves_the_good_one() -> None:
     headers = {"RateLimit": '"a";r=-1;t=x', "X-RateLimit-Remaining": "4", "X-RateLimit-Reset": "2"}
     assert budget_of(headers) == Budget(4, 2.0)

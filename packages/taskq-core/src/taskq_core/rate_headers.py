@@ -40,11 +40,18 @@ class Budget:
     reset: float
 
 
-def parse_budget(headers: Mapping[str, str], *, now: Callable[[], float]) -> Budget | None:
+def parse_budget(
+    headers: Mapping[str, str],
+    *,
+    now: Callable[[], float],
+    longest_pause: float = MAX_RESET_SECONDS,
+) -> Budget | None:
     """The tightest budget the headers state, or None when they state none (or only garbage).
 
     `headers` must look names up without case (requests' headers do); `now`
-    gives the Unix time, read only for an X-RateLimit-Reset that is one.
+    gives the Unix time, read only for an X-RateLimit-Reset that is one. A
+    budget of nothing stops the type until the reset: no longer than
+    `longest_pause` (MAX_SNOOZE_DELAY, as for a Retry-After).
     """
     budgets = [
         budget
@@ -58,7 +65,10 @@ def parse_budget(headers: Mapping[str, str], *, now: Callable[[], float]) -> Bud
     ]
     if not budgets:
         return None
-    return min(budgets, key=_rate)
+    tightest = min(budgets, key=_rate)
+    if tightest.remaining == 0 and tightest.reset > longest_pause:
+        return Budget(0, longest_pause)
+    return tightest
 
 
 def _rate(budget: Budget) -> float:

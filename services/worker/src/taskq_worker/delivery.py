@@ -185,7 +185,9 @@ def deliver(
         happened, reason = Happened(error=_kind(error)), _describe(error)
     else:
         happened, reason = _answer(response), f"HTTP {response.status_code}"
-        budget = parse_budget(response.headers, now=time.time)
+        budget = parse_budget(
+            response.headers, now=time.time, longest_pause=defaults.max_snooze_delay
+        )
     return outcome_for(
         delivery,
         policy,
