@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import msgspec
 from loguru import logger
@@ -244,7 +245,18 @@ class WorkerRepository:
             for outcome in answered
             if outcome.response is not None and outcome.delivery.call is not None
         ]
+        observed = rate_observations(answered)
+        snoozed_types = sorted({outcome.delivery.task_type for outcome in snoozed})
         with self._connection() as conn, conn.pipeline(), conn.transaction():
+            if snoozed_types or observed is not None:
+                observed_types = cast("list[str]", observed["task_types"]) if observed else []
+                conn.execute(
+                    QUERIES["lock_rate_rows"],
+                    {
+                        "snoozed": snoozed_types,
+                        "task_types": sorted({*snoozed_types, *observed_types}),
+                    },
+                )
             if captured:  # first: the outcome writes below end the rows' pending state
                 conn.execute(QUERIES["record_responses"], _response_params(captured))
             if succeeded:
@@ -260,7 +272,6 @@ class WorkerRepository:
                         "delays": [outcome.delay for outcome in snoozed],
                     },
                 )
-            observed = rate_observations(answered)
             if observed is not None:  # after the snoozes: pacing may only lower what they set
                 conn.execute(QUERIES["observe_rates"], observed)
             waiting: list[RetryLater | Snoozed] = [*retrying, *snoozed]

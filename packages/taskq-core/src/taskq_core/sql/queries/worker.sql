@@ -118,6 +118,26 @@ FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::b
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
 
+-- name: lock_rate_rows
+-- Locks the task-type and bucket rows a batch's snoozes and rate observations
+-- will update, in one order (types, then buckets, each sorted by name), before
+-- those updates take them in whatever order their joins run: two recorders with
+-- overlapping multi-type batches would otherwise deadlock.
+WITH types AS (
+    SELECT t.task_type FROM taskq.task_types AS t
+    WHERE t.task_type = ANY(%(snoozed)s::text[])
+    ORDER BY t.task_type
+    FOR NO KEY UPDATE
+)
+SELECT count(*) FROM types
+UNION ALL
+SELECT count(*) FROM (
+    SELECT b.task_type FROM taskq.rate_buckets AS b
+    WHERE b.task_type = ANY(%(task_types)s::text[])
+    ORDER BY b.task_type
+    FOR NO KEY UPDATE
+) AS buckets;
+
 -- name: snooze_task_types
 -- Pauses each task type until the latest time its target asked for: reads
 -- return nothing before then (read_messages), and the shared token bucket is
