@@ -8,7 +8,7 @@ import uuid
 from taskq_core.database import create_async_pool
 from taskq_core.errors import TooManyTaskTypesError
 from taskq_core.models import QueuedCall
-from taskq_core.repository.api import ApiRepository
+from taskq_core.repository.api import ApiRepository, Submission
 from taskq_core.settings import Settings
 from tests.support.api import counts
 
@@ -31,7 +31,9 @@ async def race(settings: Settings, task_type: str, submitters: int) -> list[obje
                 data=1,
             )
             return await repository.submit(
-                task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
+                Submission(
+                    task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
+                )
             )
 
         jobs = [submit(repository) for repository in repositories]
@@ -66,7 +68,9 @@ async def race_for_the_last_types(settings: Settings, new_types: int, cap: int) 
                 data=1,
             )
             return await repository.submit(
-                task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
+                Submission(
+                    task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
+                )
             )
 
         return await asyncio.gather(*(submit(n) for n in range(new_types)), return_exceptions=True)

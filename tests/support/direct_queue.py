@@ -12,7 +12,7 @@ from typing import Any
 
 from taskq_core.database import create_async_pool
 from taskq_core.models import QueuedCall
-from taskq_core.repository.api import ApiRepository
+from taskq_core.repository.api import ApiRepository, Submission
 from taskq_core.settings import Settings
 
 
@@ -30,7 +30,9 @@ def queue_directly(settings: Settings, task_type: str, calls: list[dict[str, Any
         try:
             repository = ApiRepository(pool)
             await repository.submit(
-                task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=queued
+                Submission(
+                    task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=queued
+                )
             )
         finally:
             await pool.close()

@@ -125,13 +125,8 @@ def create_pool(
     return ConnectionPool(
         settings.postgres_dsn,
         connection_class=BoundedConnection,
-        kwargs=connection_kwargs(settings.postgres_dsn, limits, application_name=name),
         configure=configure,
-        min_size=min_size,
-        max_size=max_size or max(min_size, settings.db_pool_size),
-        timeout=limits.pool_timeout,
-        open=False,
-        name=name,
+        **_pool_arguments(settings, limits, name=name, min_size=min_size, max_size=max_size),
     )
 
 
@@ -161,14 +156,23 @@ def create_async_pool(
     return AsyncConnectionPool(
         settings.postgres_dsn,
         connection_class=AsyncBoundedConnection,
-        kwargs=connection_kwargs(settings.postgres_dsn, limits, application_name=name),
         configure=configure,
-        min_size=min_size,
-        max_size=max_size or max(min_size, settings.db_pool_size),
-        timeout=limits.pool_timeout,
-        open=False,
-        name=name,
+        **_pool_arguments(settings, limits, name=name, min_size=min_size, max_size=max_size),
     )
+
+
+def _pool_arguments(
+    settings: Settings, limits: DatabaseLimits, *, name: str, min_size: int, max_size: int | None
+) -> dict[str, Any]:
+    """What the sync and the async pool are built with alike: sizes, timeouts, libpq options."""
+    return {
+        "kwargs": connection_kwargs(settings.postgres_dsn, limits, application_name=name),
+        "min_size": min_size,
+        "max_size": max_size or max(min_size, settings.db_pool_size),
+        "timeout": limits.pool_timeout,
+        "open": False,
+        "name": name,
+    }
 
 
 def connect(settings: Settings, *, name: str, autocommit: bool = True) -> BoundedConnection:

@@ -2,6 +2,11 @@
 
 Context (task_id, message_id, task_type, attempt, ...) travels in loguru's
 `extra` via `logger.bind()` and lands as top-level JSON keys.
+
+Credentials never reach the stream, whatever the format: every sink writes
+through one `Redactor` (taskq_core.redaction), applied to the finished text
+(message, context, exception text and traceback alike), and `diagnose` is off
+so no traceback shows local variables.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 import msgspec
 from loguru import logger
 
-from taskq_core.redaction import redact_headers
+from taskq_core.redaction import Redactor, dsn_password, redact_headers
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -28,7 +33,20 @@ _TEXT_FORMAT = (
 )
 
 
-def _json_sink(stream: TextIO) -> Callable[[Message], None]:
+def redactor_for(settings: Settings) -> Redactor:
+    """The redactor of a process with these settings: it knows the settings' secrets."""
+    return Redactor.of(
+        dsn_password(settings.postgres_dsn), settings.secrets_key, *settings.api_keys
+    )
+
+
+def _redact_context(record: Record) -> None:
+    """Header mappings in the context lose their credential values before any sink sees them."""
+    if "headers" in record["extra"]:
+        record["extra"]["headers"] = redact_headers(record["extra"]["headers"])
+
+
+def _json_sink(stream: TextIO, redactor: Redactor) -> Callable[[Message], None]:
     encoder = msgspec.json.Encoder()
 
     def write(message: Message) -> None:
@@ -36,19 +54,41 @@ def _json_sink(stream: TextIO) -> Callable[[Message], None]:
         line: dict[str, object] = {
             "ts": record["time"].isoformat(),
             "level": record["level"].name.lower(),
-            "msg": record["message"],
+            "msg": redactor.text(record["message"]),
             "logger": record["name"],
         }
         for key, value in record["extra"].items():
-            line[key] = redact_headers(value) if key == "headers" else value
+            line[key] = _redacted(value, redactor)
         exception = record["exception"]
         if exception is not None:
-            line["exception"] = str(exception.value)
+            line["exception"] = redactor.text(str(exception.value))
             # The frames only (what failed where), never local variables.
-            line["traceback"] = "".join(
-                traceback.format_exception(exception.type, exception.value, exception.traceback)
+            line["traceback"] = redactor.text(
+                "".join(
+                    traceback.format_exception(exception.type, exception.value, exception.traceback)
+                )
             )
         stream.write(encoder.encode(line).decode() + "\n")
+        stream.flush()
+
+    return write
+
+
+def _redacted(value: object, redactor: Redactor) -> object:
+    """A context value with the text it holds, at any depth, redacted; other values as they are."""
+    if isinstance(value, str):
+        return redactor.text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item, redactor) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item, redactor) for item in value]
+    return value
+
+
+def _text_sink(stream: TextIO, redactor: Redactor) -> Callable[[Message], None]:
+    def write(message: Message) -> None:
+        # `message` is the whole formatted line, the traceback included.
+        stream.write(redactor.text(str(message)))
         stream.flush()
 
     return write
@@ -85,15 +125,21 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     use_json = settings.log_format == "json" or (
         settings.log_format == "auto" and not target.isatty()
     )
+    redactor = redactor_for(settings)
     logger.remove()
+    logger.configure(patcher=_redact_context)
     level = settings.log_level_name
     # diagnose off in every format: it prints the local variables of each
     # traceback frame, and those hold header values and URL passwords.
     if use_json:
-        logger.add(_json_sink(target), level=level, format="{message}", diagnose=False)
+        logger.add(_json_sink(target, redactor), level=level, format="{message}", diagnose=False)
     else:
         logger.add(
-            target, level=level, format=_TEXT_FORMAT, colorize=target.isatty(), diagnose=False
+            _text_sink(target, redactor),
+            level=level,
+            format=_TEXT_FORMAT,
+            colorize=target.isatty(),
+            diagnose=False,
         )
     # Libraries' warnings (a psycopg pool losing connections) join the same stream.
     logging.basicConfig(handlers=[LoguruHandler()], level=logging.WARNING, force=True)

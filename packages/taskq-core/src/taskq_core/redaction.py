@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 _SENSITIVE_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -65,3 +67,75 @@ def redact_url(url: str) -> str:
         for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
+
+
+_SENSITIVE_WORDS = "authorization|cookie|token|secret|key|password|passwd|auth|session|signature"
+_TEXT_PATTERNS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        # scheme://user:password@host (a URL, a DSN) keeps the user, loses the password.
+        r"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:'\"]*:)[^\s/@'\"]+(?P<end>@)",
+        # name=value with a credential-like name: a query string (?api_key=...), a
+        # libpq keyword DSN (password=... or password='...').
+        rf"(?i)(?P<keep>\b[\w.-]*(?:{_SENSITIVE_WORDS})[\w.-]*=)"
+        r"(?:'(?:[^'\\]|\\.)*'|[^\s&#'\",;)]+)",
+        # A quoted name and value, as in a dict's repr or a JSON document:
+        # 'X-Api-Key': 'value', "password": "value".
+        rf"(?i)(?P<keep>(?P<q>['\"])[\w.-]*(?:{_SENSITIVE_WORDS})[\w.-]*(?P=q)\s*:\s*(?P<v>['\"]))"
+        r"(?:(?!(?P=v))[^\\]|\\.)*(?P<end>(?P=v))",
+        # A header line as an HTTP library words it: Authorization: Bearer ...
+        r"(?i)(?P<keep>\b(?:proxy-)?authorization\s*:\s*|\b(?:set-)?cookie\s*:\s*)[^\r\n'\"]+",
+        # A credential standing on its own: Bearer <token>, Basic <base64>.
+        r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{4,}",
+    )
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    return f"{match['keep']}{REDACTED}{match.groupdict().get('end') or ''}"
+
+
+MIN_KNOWN_SECRET = 8
+"""Known secrets shorter than this are not masked word for word: that would garble words."""
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password a DSN carries, URL form (user:password@) or keyword form (password=...)."""
+    keyword = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+    if keyword is not None:
+        value = keyword.group(1)
+        return value[1:-1] if value.startswith("'") else value
+    try:
+        return urlsplit(dsn).password
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Redactor:
+    """Masks credentials in free text: log messages, exception texts, whole tracebacks.
+
+    Two nets, because neither alone is enough: the values this process knows to
+    be secret (`known`: the DSN's password, API keys, SECRETS_KEY), masked
+    wherever they appear, even inside a driver's error text; and the shapes
+    credentials take in text (URL passwords, token=..., header lines, Bearer
+    tokens), for secrets the process only meets at run time (a task's headers).
+    """
+
+    known: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, *secrets: str | None) -> Redactor:
+        """A redactor for these values, with their percent-decoded forms; short ones skipped."""
+        values = {value for value in secrets if value and len(value) >= MIN_KNOWN_SECRET}
+        values |= {unquote(value) for value in values}
+        # Longest first, so a secret containing another is masked whole.
+        return cls(known=tuple(sorted(values, key=len, reverse=True)))
+
+    def text(self, text: str) -> str:
+        """`text` with every credential it holds replaced by REDACTED."""
+        for secret in self.known:
+            text = text.replace(secret, REDACTED)
+        for pattern in _TEXT_PATTERNS:
+            text = pattern.sub(_mask, text)
+        return text

@@ -9,6 +9,7 @@ field the server adds later shows up without a CLI release.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -57,3 +58,38 @@ def show_pages(
                 stderr().print(f"more: --cursor {cursor}", soft_wrap=True)
             return
         params = {**params, "cursor": cursor}
+
+
+def list_command(
+    group: click.Group,
+    route: Route,
+    *filters: Callable[[Callable[..., Any]], Callable[..., Any]],
+    title: str,
+    columns: tuple[str, ...],
+    summary: str,
+    epilog: str,
+) -> click.Command:
+    """Add `list` to `group`: `route`'s pages, with `filters` as query parameters.
+
+    Every list command pages the same way (--limit, --cursor, --all) and
+    prints the same way (tables, or --json), so only the route, the filters and
+    the columns differ.
+    """
+
+    def list_pages(
+        client: ApiClient, /, *, as_json: bool, every_page: bool, **params: str | int | None
+    ) -> None:
+        show_pages(
+            client,
+            route,
+            dict(params),
+            title=title,
+            columns=columns,
+            as_json=as_json,
+            every_page=every_page,
+        )
+
+    command: Callable[..., Any] = click.pass_obj(list_pages)
+    for option in reversed((*filters, limit_option, cursor_option, all_option, json_option)):
+        command = option(command)
+    return group.command("list", help=summary, epilog=epilog)(command)

@@ -8,15 +8,7 @@ from typing import Any
 import click
 
 from taskq_cli.client import ApiClient, Route
-from taskq_cli.commands import (
-    all_option,
-    confirm,
-    cursor_option,
-    json_option,
-    limit_option,
-    show_pages,
-    yes_option,
-)
+from taskq_cli.commands import confirm, json_option, list_command, yes_option
 from taskq_cli.output import print_json, stdout, table
 from taskq_cli.submit import parse_header
 
@@ -30,34 +22,20 @@ def dlq() -> None:
     """Dead letters: list, reprocess (optionally edited), purge."""
 
 
-@dlq.command(
-    "list",
+list_command(
+    dlq,
+    LIST_DLQ,
+    click.option("--task-type"),
+    click.option("--task-id"),
+    title="dead letters",
+    columns=("message_id", "task_id", "task_type", "attempt", "http_status", "error"),
+    summary="Dead letters with their last error, HTTP status and attempts.",
     epilog="""\b
 Examples:
   taskq dlq list --task-type sync
   taskq dlq list --task-id 7c0e… --json | jq '.[]'
 """,
 )
-@click.option("--task-type")
-@click.option("--task-id")
-@limit_option
-@cursor_option
-@all_option
-@json_option
-@click.pass_obj
-def list_dlq(
-    client: ApiClient, /, *, as_json: bool, every_page: bool, **filters: str | int | None
-) -> None:
-    """Dead letters with their last error, HTTP status and attempts."""
-    show_pages(
-        client,
-        LIST_DLQ,
-        dict(filters),
-        title="dead letters",
-        columns=("message_id", "task_id", "task_type", "attempt", "http_status", "error"),
-        as_json=as_json,
-        every_page=every_page,
-    )
 
 
 def overrides_of(

@@ -5,15 +5,7 @@ from __future__ import annotations
 import click
 
 from taskq_cli.client import ApiClient, Route
-from taskq_cli.commands import (
-    all_option,
-    confirm,
-    cursor_option,
-    json_option,
-    limit_option,
-    show_pages,
-    yes_option,
-)
+from taskq_cli.commands import confirm, json_option, list_command, yes_option
 from taskq_cli.output import print_json, stdout, table
 
 LIST_TASKS = Route("GET", "/tasks")
@@ -26,8 +18,17 @@ def tasks() -> None:
     """List tasks."""
 
 
-@tasks.command(
-    "list",
+list_command(
+    tasks,
+    LIST_TASKS,
+    click.option("--task-type"),
+    click.option("--status", type=click.Choice(["pending", "success", "failed", "cancelled"])),
+    click.option("--item-id"),
+    click.option("--created-after", help="ISO 8601 time."),
+    click.option("--created-before", help="ISO 8601 time."),
+    title="tasks",
+    columns=("task_id", "task_type", "item_id", "created_at"),
+    summary="Tasks, newest first, with their message counts by status.",
     epilog="""\b
 Examples:
   taskq tasks list --task-type sync --status failed
@@ -35,29 +36,6 @@ Examples:
   taskq tasks list --created-after 2026-11-30T00:00:00Z --all
 """,
 )
-@click.option("--task-type")
-@click.option("--status", type=click.Choice(["pending", "success", "failed", "cancelled"]))
-@click.option("--item-id")
-@click.option("--created-after", help="ISO 8601 time.")
-@click.option("--created-before", help="ISO 8601 time.")
-@limit_option
-@cursor_option
-@all_option
-@json_option
-@click.pass_obj
-def list_tasks(
-    client: ApiClient, /, *, as_json: bool, every_page: bool, **filters: str | int | None
-) -> None:
-    """Tasks, newest first, with their message counts by status."""
-    show_pages(
-        client,
-        LIST_TASKS,
-        dict(filters),
-        title="tasks",
-        columns=("task_id", "task_type", "item_id", "created_at"),
-        as_json=as_json,
-        every_page=every_page,
-    )
 
 
 @click.command(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID
@@ -48,6 +49,19 @@ PING_TIMEOUT = 1.0
 """Seconds readiness waits for a connection and for its answer."""
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One task to queue: its calls, with what POST /tasks said about all of them."""
+
+    task_id: UUID
+    task_type: str
+    item_id: str
+    max_rps: float | None
+    calls: Sequence[QueuedCall]
+    # When each call may first be delivered; None (or no list): at once.
+    scheduled: Sequence[datetime | None] | None = None
+
+
 class ApiRepository:
     """The API's statements; owns the cache of task types whose queue is known to exist."""
 
@@ -77,40 +91,15 @@ class ApiRepository:
         async with self._connection(timeout) as conn:
             await conn.execute(QUERIES["ping"])
 
-    async def submit(
-        self,
-        *,
-        task_id: UUID,
-        task_type: str,
-        item_id: str,
-        max_rps: float | None,
-        calls: Sequence[QueuedCall],
-        scheduled: Sequence[datetime | None] | None = None,
-    ) -> list[int]:
+    async def submit(self, submission: Submission) -> list[int]:
         """Queue every call with its status row in one transaction; the new message ids."""
         async with self._connection() as conn, conn.transaction():
-            queue, message_ids = await self._enqueue(
-                conn,
-                task_id=task_id,
-                task_type=task_type,
-                item_id=item_id,
-                max_rps=max_rps,
-                calls=calls,
-                scheduled=scheduled,
-            )
-        self._queues[task_type] = queue
+            queue, message_ids = await self._enqueue(conn, submission)
+        self._queues[submission.task_type] = queue
         return message_ids
 
     async def submit_once(
-        self,
-        claim: IdempotencyClaim | None,
-        *,
-        task_id: UUID,
-        task_type: str,
-        item_id: str,
-        max_rps: float | None,
-        calls: Sequence[QueuedCall],
-        scheduled: Sequence[datetime | None] | None = None,
+        self, claim: IdempotencyClaim | None, submission: Submission
     ) -> tuple[TaskCreated, bool]:
         """Like `submit`, at most once per key: (the answer, True when it is a replay).
 
@@ -118,28 +107,14 @@ class ApiRepository:
         repeat waits for it to commit and then replays its answer; a repeat
         with another body raises IdempotencyConflictError. No claim: `submit`.
         """
+        task_id = submission.task_id
         if claim is None:
-            message_ids = await self.submit(
-                task_id=task_id,
-                task_type=task_type,
-                item_id=item_id,
-                max_rps=max_rps,
-                calls=calls,
-                scheduled=scheduled,
-            )
+            message_ids = await self.submit(submission)
             return TaskCreated(task_id=task_id, message_ids=message_ids), False
         for _ in range(3):
             async with self._connection() as conn, conn.transaction():
                 if await claim_key(conn, claim):
-                    queue, message_ids = await self._enqueue(
-                        conn,
-                        task_id=task_id,
-                        task_type=task_type,
-                        item_id=item_id,
-                        max_rps=max_rps,
-                        calls=calls,
-                        scheduled=scheduled,
-                    )
+                    queue, message_ids = await self._enqueue(conn, submission)
                     await record_answer(conn, claim.key, task_id, message_ids)
                     created = TaskCreated(task_id=task_id, message_ids=message_ids)
                 else:
@@ -147,26 +122,21 @@ class ApiRepository:
                     if stored is None:
                         continue  # expired between the claim and the read: claim again
                     return stored, True
-            self._queues[task_type] = queue
+            self._queues[submission.task_type] = queue
             return created, False
         raise TaskqError(f"{IDEMPOTENCY_HEADER} could be neither claimed nor read; retry")
 
     async def _enqueue(
-        self,
-        conn: AsyncBoundedConnection,
-        *,
-        task_id: UUID,
-        task_type: str,
-        item_id: str,
-        max_rps: float | None,
-        calls: Sequence[QueuedCall],
-        scheduled: Sequence[datetime | None] | None = None,
+        self, conn: AsyncBoundedConnection, submission: Submission
     ) -> tuple[str, list[int]]:
         """In the caller's transaction: send the calls, write their status rows; (queue, ids)."""
+        task_type, calls, max_rps = submission.task_type, submission.calls, submission.max_rps
         encoder = msgspec.json.Encoder()
         messages = [encoder.encode(call).decode() for call in calls]
         payloads = [encoder.encode(call.data).decode() for call in calls]
-        held = list(scheduled) if scheduled is not None else [None] * len(calls)
+        held = (
+            list(submission.scheduled) if submission.scheduled is not None else [None] * len(calls)
+        )
         queue = self._queues.get(task_type) or await self.ensure_queue(conn, task_type)
         if max_rps is not None:
             await conn.execute(
@@ -178,9 +148,9 @@ class ApiRepository:
                 {
                     "queue": queue,
                     "messages": messages,
-                    "task_id": task_id,
+                    "task_id": submission.task_id,
                     "task_type": task_type,
-                    "item_id": item_id,
+                    "item_id": submission.item_id,
                     "payloads": payloads,
                     "scheduled": held,
                 },

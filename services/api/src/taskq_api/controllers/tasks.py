@@ -27,6 +27,7 @@ from taskq_core.idempotency import claim_for
 from taskq_core.ids import new_task_id
 from taskq_core.models import TaskCreated, TaskStatusView, TaskSubmit
 from taskq_core.operation_models import CancelResult, TaskPage
+from taskq_core.repository.api import Submission
 from taskq_core.repository.operations import TaskFilters
 from taskq_core.scheduling import scheduled_times
 from taskq_core.status import TaskStatus
@@ -107,12 +108,14 @@ class TasksController(Controller):
         )
         created, replayed = await repository.submit_once(
             claim,
-            task_id=task_id,
-            task_type=data.task_type,
-            item_id=data.item_id,
-            max_rps=data.max_rps,
-            calls=calls,
-            scheduled=scheduled,
+            Submission(
+                task_id=task_id,
+                task_type=data.task_type,
+                item_id=data.item_id,
+                max_rps=data.max_rps,
+                calls=calls,
+                scheduled=scheduled,
+            ),
         )
         context = {"task_id": str(created.task_id), "task_type": data.task_type}
         if replayed:
