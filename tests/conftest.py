@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from loguru import logger
 
 from taskq_core.settings import Settings
 from tests.support.databases import (
@@ -67,3 +70,15 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No in-process connect leaves the machine, whatever the code under test decides."""
     monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect))
     monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex))
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For tests that call configure_logging: loguru and standard logging as they were after."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logger.remove()
+    logger.configure(patcher=None)
+    logger.add(sys.stderr)
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)

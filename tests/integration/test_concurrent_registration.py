@@ -13,6 +13,20 @@ from taskq_core.settings import Settings
 from tests.support.api import counts
 
 
+def one_call(task_type: str) -> Submission:
+    """A new task of `task_type` with one call (to a port nothing listens on)."""
+    task_id = uuid.uuid4()
+    call = QueuedCall(
+        task_id=str(task_id),
+        payload_id=0,
+        task_type=task_type,
+        url="http://127.0.0.1:9/",
+        method="POST",
+        data=1,
+    )
+    return Submission(task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call])
+
+
 async def race(settings: Settings, task_type: str, submitters: int) -> list[object]:
     pool = create_async_pool(settings, name="taskq-api")
     await pool.open()
@@ -21,20 +35,7 @@ async def race(settings: Settings, task_type: str, submitters: int) -> list[obje
         repositories = [ApiRepository(pool) for _ in range(submitters)]
 
         async def submit(repository: ApiRepository) -> list[int]:
-            task_id = uuid.uuid4()
-            call = QueuedCall(
-                task_id=str(task_id),
-                payload_id=0,
-                task_type=task_type,
-                url="http://127.0.0.1:9/",
-                method="POST",
-                data=1,
-            )
-            return await repository.submit(
-                Submission(
-                    task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
-                )
-            )
+            return await repository.submit(one_call(task_type))
 
         jobs = [submit(repository) for repository in repositories]
         jobs.append(repositories[0].configure_task_type(task_type, 5.0))  # type: ignore[arg-type]
@@ -58,20 +59,7 @@ async def race_for_the_last_types(settings: Settings, new_types: int, cap: int) 
 
         async def submit(number: int) -> list[int]:
             repository = ApiRepository(pool, max_task_types=cap)
-            task_id, task_type = uuid.uuid4(), f"crowd-{number}"
-            call = QueuedCall(
-                task_id=str(task_id),
-                payload_id=0,
-                task_type=task_type,
-                url="http://127.0.0.1:9/",
-                method="POST",
-                data=1,
-            )
-            return await repository.submit(
-                Submission(
-                    task_id=task_id, task_type=task_type, item_id="", max_rps=None, calls=[call]
-                )
-            )
+            return await repository.submit(one_call(f"crowd-{number}"))
 
         return await asyncio.gather(*(submit(n) for n in range(new_types)), return_exceptions=True)
     finally:

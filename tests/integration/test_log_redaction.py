@@ -12,9 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 import traceback
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -34,17 +32,6 @@ DSN_PASSWORD = "planted%zz-dsn-password"  # a bad %-escape: libpq quotes it in i
 KEYWORD_DSN_PASSWORD = "planted-keyword-dsn-password"
 SECRETS_KEY = "planted-secrets-key-0123456789abcdef"
 API_KEY = "planted-api-key-0123456789"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield
-    logger.remove()
-    logger.configure(patcher=None)
-    logger.add(sys.stderr)
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
 
 
 def formatted(error: BaseException) -> str:

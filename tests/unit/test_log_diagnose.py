@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import sys
-from collections.abc import Iterator
 
 import pytest
 from loguru import logger
@@ -14,16 +12,6 @@ from taskq_core.logs import configure_logging
 from taskq_core.settings import Settings
 
 PLANTED = "planted-local-secret-value"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield
-    logger.remove()
-    logger.add(sys.stderr)
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
 
 
 def call_with_a_secret(headers: dict[str, str]) -> None:

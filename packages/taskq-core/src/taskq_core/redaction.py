@@ -69,29 +69,41 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
 
 
-_SENSITIVE_WORDS = "authorization|cookie|token|secret|key|password|passwd|auth|session|signature"
-_TEXT_PATTERNS = tuple(
-    re.compile(pattern)
-    for pattern in (
+_TEXT_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    # (what the lowered text must contain for the pattern to be worth trying, the pattern)
+    (needles, re.compile(pattern))
+    for needles, pattern in (
         # scheme://user:password@host (a URL, a DSN) keeps the user, loses the password.
-        r"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:'\"]*:)[^\s/@'\"]+(?P<end>@)",
-        # name=value with a credential-like name: a query string (?api_key=...), a
-        # libpq keyword DSN (password=... or password='...').
-        rf"(?i)(?P<keep>\b[\w.-]*(?:{_SENSITIVE_WORDS})[\w.-]*=)"
-        r"(?:'(?:[^'\\]|\\.)*'|[^\s&#'\",;)]+)",
+        (("://",), r"(?P<keep>://[^\s/@:'\"]*:)[^\s/@'\"]+(?P<end>@)"),
+        # name=value: a query string (?api_key=...), a libpq keyword DSN
+        # (password=... or password='...'); masked when the name looks like a credential.
+        (
+            ("=",),
+            r"(?P<keep>(?<![\w.-])(?P<name>[\w.-]+)=)(?:'(?:[^'\\]|\\.)*'|[^\s&#'\",;)]+)",
+        ),
         # A quoted name and value, as in a dict's repr or a JSON document:
         # 'X-Api-Key': 'value', "password": "value".
-        rf"(?i)(?P<keep>(?P<q>['\"])[\w.-]*(?:{_SENSITIVE_WORDS})[\w.-]*(?P=q)\s*:\s*(?P<v>['\"]))"
-        r"(?:(?!(?P=v))[^\\]|\\.)*(?P<end>(?P=v))",
+        (
+            ("':", '":'),
+            r"(?P<keep>(?P<q>['\"])(?P<name>[\w.-]+)(?P=q)\s*:\s*(?P<v>['\"]))"
+            r"(?:(?!(?P=v))[^\\]|\\.)*(?P<end>(?P=v))",
+        ),
         # A header line as an HTTP library words it: Authorization: Bearer ...
-        r"(?i)(?P<keep>\b(?:proxy-)?authorization\s*:\s*|\b(?:set-)?cookie\s*:\s*)[^\r\n'\"]+",
+        (
+            ("authorization", "cookie"),
+            r"(?i)(?P<keep>\b(?:proxy-)?authorization\s*:\s*|\b(?:set-)?cookie\s*:\s*)"
+            r"[^\r\n'\"]+",
+        ),
         # A credential standing on its own: Bearer <token>, Basic <base64>.
-        r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{4,}",
+        (("bearer", "basic"), r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{4,}"),
     )
 )
 
 
 def _mask(match: re.Match[str]) -> str:
+    name = match.groupdict().get("name")
+    if name is not None and not is_sensitive_header(name):
+        return match[0]
     return f"{match['keep']}{REDACTED}{match.groupdict().get('end') or ''}"
 
 
@@ -136,6 +148,8 @@ class Redactor:
         """`text` with every credential it holds replaced by REDACTED."""
         for secret in self.known:
             text = text.replace(secret, REDACTED)
-        for pattern in _TEXT_PATTERNS:
-            text = pattern.sub(_mask, text)
+        lowered = text.lower()
+        for needles, pattern in _TEXT_PATTERNS:
+            if any(needle in lowered for needle in needles):
+                text = pattern.sub(_mask, text)
         return text

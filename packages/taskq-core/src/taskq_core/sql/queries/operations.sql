@@ -40,21 +40,12 @@ LIMIT %(limit)s;
 -- task_status_unsettled_newest. Each step is one descent of the index to the next
 -- older task with a row in that status (ORDER BY ... LIMIT 1: always an index
 -- scan, whatever the estimates), so a page costs LIMIT descents however many
--- rows the table, or a task, has.
+-- rows the table, or a task, has. The walk starts from the cursor's position
+-- (no cursor: after the newest possible row) and skips that start (OFFSET 1),
+-- so the first row is found by the same step as every other.
 WITH RECURSIVE walk AS (
-    (
-        SELECT s.created_at, s.task_id
-        FROM taskq.task_status AS s
-        WHERE s.status = %(status)s::text
-          AND (%(task_type)s::text IS NULL OR s.task_type = %(task_type)s::text)
-          AND (%(item_id)s::text IS NULL OR s.item_id = %(item_id)s::text)
-          AND (%(created_after)s::timestamptz IS NULL OR s.created_at >= %(created_after)s::timestamptz)
-          AND (%(created_before)s::timestamptz IS NULL OR s.created_at < %(created_before)s::timestamptz)
-          AND (%(after_created_at)s::timestamptz IS NULL
-               OR (s.created_at, s.task_id) < (%(after_created_at)s::timestamptz, %(after_task_id)s::uuid))
-        ORDER BY s.created_at DESC, s.task_id DESC
-        LIMIT 1
-    )
+    SELECT coalesce(%(after_created_at)s::timestamptz, 'infinity') AS created_at,
+           coalesce(%(after_task_id)s::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff') AS task_id
     UNION ALL
     SELECT next.created_at, next.task_id
     FROM walk AS w
@@ -73,7 +64,7 @@ WITH RECURSIVE walk AS (
 )
 SELECT t.task_id, t.task_type, t.item_id, t.payload_count, t.created_at,
        c.pending, c.success, c.failed, c.cancelled
-FROM (SELECT * FROM walk LIMIT %(limit)s) AS f
+FROM (SELECT * FROM walk OFFSET 1 LIMIT %(limit)s) AS f
 JOIN taskq.tasks AS t ON t.task_id = f.task_id
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE s.status = 'pending') AS pending,
