@@ -84,6 +84,15 @@ def _overrides(form: Form) -> DlqOverrides | None:
         raise InvalidFieldError("overrides", f"overrides: {error}") from None
 
 
+async def _set_paused(
+    request: AnyRequest, operations: Operations, *, paused: bool
+) -> Response[Any]:
+    """Pause or resume the form's task type, then back to the types page saying which."""
+    task_type = _task_type(await checked_form(request))
+    await operations.set_paused(task_type, paused=paused)
+    return _back("/types", done=f"{task_type}: {'paused' if paused else 'resumed'}")
+
+
 def _back(path: str, **query: object) -> Response[Any]:
     return Redirect(f"/ui{path}?{urlencode(query)}", status_code=303)
 
@@ -102,17 +111,11 @@ class ConsoleActions(Controller):
 
     @post("/types/pause", status_code=303)
     async def pause(self, request: AnyRequest, operations: Operations) -> Response[Any]:
-        form = await checked_form(request)
-        task_type = _task_type(form)
-        await operations.set_paused(task_type, paused=True)
-        return _back("/types", done=f"{task_type}: paused")
+        return await _set_paused(request, operations, paused=True)
 
     @post("/types/resume", status_code=303)
     async def resume(self, request: AnyRequest, operations: Operations) -> Response[Any]:
-        form = await checked_form(request)
-        task_type = _task_type(form)
-        await operations.set_paused(task_type, paused=False)
-        return _back("/types", done=f"{task_type}: resumed")
+        return await _set_paused(request, operations, paused=False)
 
     @post("/dlq/confirm", status_code=200)
     async def confirm(self, request: AnyRequest, limits: RequestLimits) -> Response[str]:
