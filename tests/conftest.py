@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -76,7 +77,9 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def restore_logging() -> Iterator[None]:
     """For tests that call configure_logging: loguru and standard logging as they were after."""
     handlers, level = logging.root.handlers[:], logging.root.level
+    hooks = sys.excepthook, threading.excepthook
     yield
+    sys.excepthook, threading.excepthook = hooks
     logger.remove()
     logger.configure(patcher=None)
     logger.add(sys.stderr)

@@ -8,13 +8,14 @@ on a closed port, and a target answering 500.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from taskq_core.settings import Settings
 from tests.support.direct_queue import queue_directly
-from tests.support.processes import free_port, start_worker, stop
+from tests.support.processes import BIN, free_port, settings_environment, start_worker, stop
 from tests.support.target import Reply, Target, wait_until
 from tests.support.worker import statuses
 
@@ -80,3 +81,28 @@ def test_no_planted_secret_reaches_the_log_or_the_stored_error(
     for secret in SECRETS:
         assert secret not in text, f"{secret!r} leaked into the {log_format} log"
         assert secret not in stored, f"{secret!r} leaked into a stored error"
+
+
+@pytest.mark.parametrize("command", ["taskq-api", "taskq-worker", "taskq-migrate"])
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_start_up_error_quoting_the_dsn_password_is_redacted(
+    settings: Settings, command: str, log_format: str
+) -> None:
+    """libpq quotes a malformed password in its error; no process may print it.
+
+    Nothing in the API or the worker catches that error at start-up, so it
+    reaches Python's own hook, which taskq routes through the same redacted log.
+    """
+    password = "planted%zz-dsn-password"
+    dsn = f"postgresql://taskq:{password}@127.0.0.1:{free_port()}/taskq"
+    finished = subprocess.run(
+        [str(BIN / command)],
+        env=settings_environment(settings, POSTGRES_DSN=dsn, LOG_FORMAT=log_format),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    output = (finished.stdout + finished.stderr).decode()
+    assert finished.returncode != 0, output
+    assert "invalid percent-encoded token" in output  # the cause is still shown
+    assert "planted" not in output

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import traceback
 
 import pytest
@@ -152,3 +153,22 @@ def test_redactor_known_values() -> None:
     assert redactor.text("a pass%20word-1 b pass word-1 c short") == (
         f"a {REDACTED} b {REDACTED} c short"
     )
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.usefixtures("restore_logging")
+def test_an_error_nothing_caught_in_a_thread_is_logged_redacted(log_format: str) -> None:
+    url = f"http://user:{URL_PASSWORD}@127.0.0.1:{free_port()}/hook"
+    stream = io.StringIO()
+    configure_logging(Settings(log_format=log_format), stream=stream)
+
+    def call() -> None:
+        post_with_credentials(url, {})
+
+    thread = threading.Thread(target=call, name="careless")
+    thread.start()
+    thread.join(timeout=30)
+    output = stream.getvalue()
+    assert "uncaught error in thread careless" in output
+    assert "Traceback" in output
+    assert URL_PASSWORD not in output

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
 from collections.abc import Callable
+from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 import msgspec
@@ -143,3 +145,25 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         )
     # Libraries' warnings (a psycopg pool losing connections) join the same stream.
     logging.basicConfig(handlers=[LoguruHandler()], level=logging.WARNING, force=True)
+    # An error nothing caught would otherwise be printed by Python itself, in
+    # neither format and unredacted (a driver error quoting the DSN's password).
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logger.opt(exception=(kind, error, trace)).critical("uncaught error: {}", kind.__name__)
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return  # what threading's own hook ignores too
+    thread = args.thread.name if args.thread is not None else "?"
+    logger.opt(exception=(args.exc_type, args.exc_value, args.exc_traceback)).critical(
+        "uncaught error in thread {}: {}", thread, args.exc_type.__name__
+    )
