@@ -139,8 +139,13 @@ class Redactor:
     @classmethod
     def of(cls, *secrets: str | None) -> Redactor:
         """A redactor for these values, with their percent-decoded forms; short ones skipped."""
-        values = {value for value in secrets if value and len(value) >= MIN_KNOWN_SECRET}
-        values |= {unquote(value) for value in values}
+        given = {value for value in secrets if value}
+        values = {
+            form
+            for value in given
+            for form in (value, unquote(value))
+            if len(form) >= MIN_KNOWN_SECRET
+        }
         # Longest first, so a secret containing another is masked whole.
         return cls(known=tuple(sorted(values, key=len, reverse=True)))
 
