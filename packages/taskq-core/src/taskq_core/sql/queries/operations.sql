@@ -43,8 +43,8 @@ LIMIT %(limit)s;
 -- rows the table, or a task, has. The walk starts from the cursor's position
 -- (no cursor: after the newest possible row) and skips that start (OFFSET 1),
 -- so the first row is found by the same step as every other. The counts repeat
--- list_tasks' on purpose: sharing them would take a SQL function or view (a
--- migration), and a function would hide the per-task index lookup from the planner.
+-- list_tasks' for now: sharing them takes a SQL function or view, that is a
+-- migration (an inlinable SQL function keeps the per-task index lookup).
 WITH RECURSIVE walk AS (
     SELECT coalesce(%(after_created_at)s::timestamptz, 'infinity') AS created_at,
            coalesce(%(after_task_id)s::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff') AS task_id
