@@ -90,8 +90,9 @@ def test_a_start_up_error_quoting_the_dsn_password_is_redacted(
 ) -> None:
     """libpq quotes a malformed password in its error; no process may print it.
 
-    Nothing in the API or the worker catches that error at start-up, so it
-    reaches Python's own hook, which taskq routes through the same redacted log.
+    Settings refuse the connection string before any connect, naming the reason
+    without the quoted part; were anything to escape, Python's own hook goes
+    through the same redacted log.
     """
     password = "planted%zz-dsn-password"
     dsn = f"postgresql://taskq:{password}@127.0.0.1:{free_port()}/taskq"
@@ -105,4 +106,5 @@ def test_a_start_up_error_quoting_the_dsn_password_is_redacted(
     output = (finished.stdout + finished.stderr).decode()
     assert finished.returncode != 0, output
     assert "invalid percent-encoded token" in output  # the cause is still shown
+    assert "Traceback" not in output  # a configuration error is one line, not a crash
     assert "planted" not in output

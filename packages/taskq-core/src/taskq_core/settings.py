@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+from psycopg.conninfo import conninfo_to_dict
+
 from taskq_core.durations import parse_duration
 from taskq_core.errors import SettingsError
 
@@ -126,7 +128,7 @@ class Settings:
         return {"warn": "WARNING"}.get(self.log_level, self.log_level.upper())
 
 
-_SECRET_FIELDS = frozenset({"api_keys", "secrets_key"})
+_SECRET_FIELDS = frozenset({"api_keys", "secrets_key", "postgres_dsn"})
 """Settings whose value an error message must not repeat."""
 _ALIASES = {"api_keys": ("API_KEYS", "TASKQ_API_KEYS")}
 
@@ -207,6 +209,22 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _dsn(raw: str) -> str:
+    """A connection string libpq can parse, checked at start-up so it fails as one line.
+
+    libpq's message quotes the offending part (a password, perhaps): only the words
+    before the quote are kept.
+    """
+    try:
+        conninfo_to_dict(raw)
+    except Exception as error:  # psycopg.ProgrammingError; anything else means the same
+        reason = str(error).split('"')[0].split(":")[0].strip() or "unreadable"
+        raise ValueError(
+            f"is not a valid PostgreSQL connection string (URL or key=value): {reason}"
+        ) from None
+    return raw
+
+
 def _byte_size(raw: str) -> int:
     units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "b": 1}
     lowered = raw.lower()
@@ -261,7 +279,7 @@ def _api_keys(raw: str) -> tuple[str, ...]:
 
 
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "postgres_dsn": _text,
+    "postgres_dsn": _dsn,
     "max_workers": _positive_int,
     "max_queue_buffer": _positive_int,
     "visibility_timeout": _positive_duration,
