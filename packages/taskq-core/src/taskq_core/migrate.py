@@ -16,7 +16,8 @@ from pgmq.install import get_embedded_install_sql
 from taskq_core.errors import MigrationError
 from taskq_core.logs import configure_logging
 from taskq_core.queries import QUERIES
-from taskq_core.settings import Settings, load_settings_or_exit
+from taskq_core.settings import Settings
+from taskq_core.startup import load_settings_or_exit
 
 BACKWARD_COMPATIBLE_MARKER = "-- compatible: backward"
 

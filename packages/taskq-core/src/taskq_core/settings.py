@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
-
-from psycopg.conninfo import conninfo_to_dict
 
 from taskq_core.durations import parse_duration
 from taskq_core.errors import SettingsError
@@ -209,22 +205,6 @@ def _text(raw: str) -> str:
     return raw
 
 
-def _dsn(raw: str) -> str:
-    """A connection string libpq can parse, checked at start-up so it fails as one line.
-
-    libpq's message quotes the offending part (a password, perhaps): only the words
-    before the quote are kept.
-    """
-    try:
-        conninfo_to_dict(raw)
-    except Exception as error:  # psycopg.ProgrammingError; anything else means the same
-        reason = str(error).split('"')[0].split(":")[0].strip() or "unreadable"
-        raise ValueError(
-            f"is not a valid PostgreSQL connection string (URL or key=value): {reason}"
-        ) from None
-    return raw
-
-
 def _byte_size(raw: str) -> int:
     units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "b": 1}
     lowered = raw.lower()
@@ -279,7 +259,7 @@ def _api_keys(raw: str) -> tuple[str, ...]:
 
 
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "postgres_dsn": _dsn,
+    "postgres_dsn": _text,
     "max_workers": _positive_int,
     "max_queue_buffer": _positive_int,
     "visibility_timeout": _positive_duration,
@@ -335,17 +315,3 @@ ENVIRONMENT_VARIABLES = tuple(
     for variable in _ALIASES.get(field.name, (field.name.upper(),))
 )
 """Every variable the settings read: deploy manifests are checked against this list."""
-
-
-def load_settings_or_exit() -> Settings:
-    """For a process entry point: settings, or one clear line on stderr and exit status 2."""
-    try:
-        return Settings.from_env()
-    except SettingsError as error:
-        _exit_with(f"taskq: configuration error: {error}")
-
-
-def _exit_with(line: str) -> NoReturn:
-    # Logging is not configured before settings exist.
-    print(line, file=sys.stderr)
-    raise SystemExit(2)

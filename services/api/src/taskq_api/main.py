@@ -13,7 +13,8 @@ from taskq_api.metrics_directory import prepare_multiprocess_metrics
 from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.logs import configure_logging, stdlib_logging_config
 from taskq_core.schema_version import check_at_start
-from taskq_core.settings import Settings, load_settings_or_exit
+from taskq_core.settings import Settings
+from taskq_core.startup import load_settings_or_exit
 
 APP_FACTORY = "taskq_api.app:create_app"
 

@@ -16,7 +16,7 @@ import threading
 from loguru import logger
 
 from taskq_core.logs import configure_logging
-from taskq_core.settings import load_settings_or_exit
+from taskq_core.startup import load_settings_or_exit
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.signals import stop_on_signals
 from taskq_worker.supervisor import Supervisor

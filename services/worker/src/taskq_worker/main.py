@@ -7,7 +7,7 @@ import sys
 from loguru import logger
 
 from taskq_core.logs import configure_logging
-from taskq_core.settings import load_settings_or_exit
+from taskq_core.startup import load_settings_or_exit
 from taskq_worker.cpus import available_cpus
 from taskq_worker.endpoints import serve_endpoints
 from taskq_worker.parent import ProcessSupervisor
