@@ -38,6 +38,32 @@ MessageIds = Annotated[list[MessageId], msgspec.Meta(max_length=100)]  # bulk: b
 Delay = int | Annotated[str, msgspec.Meta(max_length=64)]
 NotBefore = Annotated[str, msgspec.Meta(max_length=64, extra_json_schema={"format": "date-time"})]
 
+CallbackUrl = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=8192,
+        description=(
+            "Called (POST, JSON document about the message) once each message of the batch "
+            "has succeeded, through the task type '<task_type>:callbacks', whose max_rps, "
+            "retries, timeout and signing secrets are set with POST /task-types. Checked like "
+            "url, under the same egress policy. Not called for failures: see "
+            "failure_callback_url. Its outcome shows in the message's status as `callback`."
+        ),
+    ),
+]
+FailureCallbackUrl = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=8192,
+        description=(
+            "Called (POST, JSON) once a message of the batch has failed for good (moved to "
+            "the DLQ), as callback_url is for successes."
+        ),
+    ),
+]
+
 
 class ApiOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """Per-payload replacement of the batch's url, method or headers (headers are merged)."""
@@ -71,6 +97,8 @@ class TaskSubmit(msgspec.Struct, frozen=True):
     max_rps: MaxRps | None = None
     delay: Delay | None = None
     not_before: NotBefore | None = None
+    callback_url: CallbackUrl | None = None
+    failure_callback_url: FailureCallbackUrl | None = None
 
 
 class TaskCreated(msgspec.Struct, frozen=True):
@@ -87,6 +115,21 @@ class ResponseView(msgspec.Struct, frozen=True):
     encoding: Literal["utf-8", "base64"]
     content_type: str
     truncated: bool
+
+
+class CallbackView(msgspec.Struct, frozen=True):
+    """Where a message's callback stands: pending (queued or retrying), success or failed.
+
+    Its outcome never changes the message's own status.
+    """
+
+    kind: Literal["success", "failure"]  # callback_url (success) or failure_callback_url
+    status: Literal["pending", "success", "failed"]
+    attempt: int  # failed attempts so far, as the message's own `attempt`
+    error: str
+    updated_at: datetime
+    http_status: int | None = None
+    duration_ms: float | None = None
 
 
 class MessageStatusView(msgspec.Struct, frozen=True):
@@ -109,6 +152,8 @@ class MessageStatusView(msgspec.Struct, frozen=True):
     response: ResponseView | None = None
     # Times the target answered 429 (or 503 with Retry-After): no attempt spent.
     snoozes: int = 0
+    # Present once the batch's callback_url / failure_callback_url was enqueued.
+    callback: CallbackView | None = None
 
 
 class TaskStatusView(msgspec.Struct, frozen=True):
@@ -173,6 +218,8 @@ class TaskTypeView(msgspec.Struct, frozen=True, omit_defaults=True):
     max_rps: float | None
     created_at: datetime
     updated_at: datetime
+    # Calls carry X-Taskq-Signature; the secrets are never shown.
+    signed: bool
     max_retries: int | None = None
     retry_delay: int | None = None
     retry_max_delay: int | None = None
@@ -182,10 +229,7 @@ class TaskTypeView(msgspec.Struct, frozen=True, omit_defaults=True):
     max_concurrency: int | None = None
     # Until when a target's 429 paused the type (null: not paused).
     snoozed_until: datetime | None = None
-    # Calls carry X-Taskq-Signature; the secrets are never shown. Always set (True or
-    # False) by the repository, so always in the reply despite omit_defaults.
-    signed: bool | None = None
-    # Rate shaping (issue 16): always set by the repository, like `signed`.
+    # Rate shaping (issue 16): always set by the repository.
     adaptive: bool | None = None
     min_rps: float | None = None
     # The rate the type is sent at now: max_rps lowered by a target's rate-limit
@@ -242,3 +286,8 @@ class QueuedCall(msgspec.Struct, frozen=True, omit_defaults=True):
     timeout_ms: int | None = None
     max_retries: int | None = None
     retry_delay_ms: int | None = None
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
+    # Set on a callback's own message only: the task type of the message it reports
+    # on. A callback carries no callback URLs, so it never triggers another.
+    callback_of: str | None = None

@@ -52,6 +52,12 @@ def build_calls(
             "payloads", f"has {count} payloads; at most {max_payloads} are accepted per request"
         )
     check_url("url", submit.url, policy)
+    for field, callback in (
+        ("callback_url", submit.callback_url),
+        ("failure_callback_url", submit.failure_callback_url),
+    ):
+        if callback is not None:
+            check_url(field, callback, policy)
     check_headers("headers", submit.headers, max_size=max_headers_size)
     timeout_ms = timeout_to_ms(submit.timeout)
     task = str(task_id)
@@ -130,6 +136,8 @@ def _call(
         timeout_ms=timeout_ms,
         max_retries=submit.max_retries,
         retry_delay_ms=submit.retry_delay,
+        callback_url=submit.callback_url,
+        failure_callback_url=submit.failure_callback_url,
     )
 
 

@@ -139,7 +139,9 @@ def deliver(
     headers = merge_headers(
         {**DEFAULT_HEADERS, **(delivery.type_defaults.headers or {})}, call.headers
     )
-    headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}"
+    # A callback's key differs from its message's: a target may receive both.
+    suffix = "" if call.callback_of is None else ":callback"
+    headers["Idempotency-Key"] = f"{call.task_id}:{call.payload_id}{suffix}"
     headers["X-Taskq-Task-Id"] = call.task_id
     headers["X-Taskq-Attempt"] = str(delivery.attempt + 1)
     body: bytes | None = None

@@ -50,6 +50,15 @@ class WorkerMetrics:
             buckets=(1, 2, 3, 4, 5, 7, 10, 20),
             registry=self.registry,
         )
+        self.callbacks = Counter(
+            "taskq_worker_callbacks",
+            "Attempts to call a batch's callback_url or failure_callback_url, by the task "
+            "type of the message reported on and outcome (success; retry; snoozed; failed: "
+            "given up, recorded in the message's status, never dead-lettered; dropped: "
+            "superseded or already final). Never changes the message's own status.",
+            ["task_type", "outcome"],
+            registry=self.registry,
+        )
         self.dead_lettered = Counter(
             "taskq_worker_dead_lettered",
             "Messages moved to the DLQ, by task type and reason (exhausted: out of retries; "
@@ -219,6 +228,10 @@ class WorkerMetrics:
 
     def observe(self, outcome: Outcome) -> None:
         task_type = outcome.delivery.task_type
+        call = outcome.delivery.call
+        if call is not None and call.callback_of is not None:
+            self._callback(call.callback_of, outcome)
+            return
         match outcome:
             case Succeeded():
                 success = self._successes.get((task_type, outcome.http_status))
@@ -251,6 +264,23 @@ class WorkerMetrics:
                 self.attempts.labels(task_type).observe(outcome.delivery.attempt + 1)
             case Dropped():
                 self.deliveries.labels(task_type, "dropped").inc()
+
+    def _callback(self, task_type: str, outcome: Outcome) -> None:
+        """A callback's attempt, under the type of the message it reports on."""
+        match outcome:
+            case Succeeded():
+                result = "success"
+            case RetryLater():
+                result = "retry"
+            case Snoozed():
+                result = "snoozed"
+            case Failed():
+                result = "failed"
+            case Dropped():
+                result = "dropped"
+        self.callbacks.labels(task_type, result).inc()
+        if not isinstance(outcome, Dropped):
+            self._call(outcome.delivery.task_type, outcome.http_status, outcome.duration_ms)
 
     def _success_series(self, task_type: str, http_status: int) -> _SuccessSeries:
         """The labelled series a success updates, looked up once per type and status.

@@ -20,12 +20,14 @@ import psycopg
 from loguru import logger
 from psycopg.rows import kwargs_row
 
+from taskq_core.callbacks import callback_type_for, wants_callbacks
 from taskq_core.database import AsyncBoundedConnection, AsyncPool, first_line
 from taskq_core.errors import InvalidFieldError, NotFoundError, TaskqError, TooManyTaskTypesError
 from taskq_core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from taskq_core.idempotency import IdempotencyClaim
 from taskq_core.ids import created_at as id_created_at
 from taskq_core.models import (
+    CallbackView,
     DeliveryDefaults,
     MessageStatusView,
     QueuedCall,
@@ -138,6 +140,11 @@ class ApiRepository:
             list(submission.scheduled) if submission.scheduled is not None else [None] * len(calls)
         )
         queue = self._queues.get(task_type) or await self.ensure_queue(conn, task_type)
+        if any(wants_callbacks(call) for call in calls):
+            # The callbacks' type must exist before a worker enqueues one (its queue).
+            callback_type = callback_type_for(task_type)
+            if callback_type not in self._queues:
+                await self.ensure_queue(conn, callback_type)
         if max_rps is not None:
             await conn.execute(
                 QUERIES["apply_batch_max_rps"], {"task_type": task_type, "max_rps": max_rps}
@@ -330,6 +337,13 @@ def _message_status(
     response_content_type: str | None,
     response_truncated: bool | None,
     snoozes: int,
+    callback_kind: Literal["success", "failure"] | None = None,
+    callback_status: Literal["pending", "success", "failed"] | None = None,
+    callback_attempt: int | None = None,
+    callback_error: str | None = None,
+    callback_http_status: int | None = None,
+    callback_duration_ms: float | None = None,
+    callback_updated_at: datetime | None = None,
 ) -> MessageStatusView:
     # The payload is passed through as the stored JSON text, never re-parsed.
     return MessageStatusView(
@@ -358,4 +372,17 @@ def _message_status(
             )
         ),
         snoozes=snoozes,
+        callback=(
+            None
+            if callback_kind is None or callback_status is None or callback_updated_at is None
+            else CallbackView(
+                kind=callback_kind,
+                status=callback_status,
+                attempt=callback_attempt or 0,
+                error=callback_error or "",
+                updated_at=callback_updated_at,
+                http_status=callback_http_status,
+                duration_ms=callback_duration_ms,
+            )
+        ),
     )

@@ -20,6 +20,7 @@ import msgspec
 from loguru import logger
 from psycopg.rows import class_row, scalar_row
 
+from taskq_core.callbacks import PendingCallback, callback_for
 from taskq_core.database import BoundedConnection, SyncPool, database_errors
 from taskq_core.deliveries import (
     Delivery,
@@ -222,18 +223,24 @@ class WorkerRepository:
                 conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": 0.0})
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Write a batch of outcomes in one transaction."""
-        succeeded = [outcome for outcome in outcomes if isinstance(outcome, Succeeded)]
-        retrying = [outcome for outcome in outcomes if isinstance(outcome, RetryLater)]
-        snoozed = [outcome for outcome in outcomes if isinstance(outcome, Snoozed)]
-        failed = [outcome for outcome in outcomes if isinstance(outcome, Failed)]
+        """Write a batch of outcomes in one transaction, with the callbacks they owe.
+
+        Callbacks' own outcomes go to their taskq.callbacks rows; a callback that
+        fails for good is deleted, not dead-lettered (its row says so).
+        """
+        callbacks = [outcome for outcome in outcomes if _is_callback(outcome)]
+        own = [outcome for outcome in outcomes if not _is_callback(outcome)]
+        succeeded = [outcome for outcome in own if isinstance(outcome, Succeeded)]
+        retrying = [outcome for outcome in own if isinstance(outcome, RetryLater)]
+        snoozed = [outcome for outcome in own if isinstance(outcome, Snoozed)]
+        failed = [outcome for outcome in own if isinstance(outcome, Failed)]
+        final: list[Succeeded | Failed] = [*succeeded, *failed]
+        owed = [callback for callback in map(callback_for, final) if callback is not None]
         finished = [
             outcome.delivery
             for outcome in outcomes
             if isinstance(outcome, Succeeded | Dropped | Failed)
         ]
-        # Pipeline mode sends the statements without waiting for each reply:
-        # one round trip for the whole batch in the common (all success) case.
         answered: list[Succeeded | RetryLater | Snoozed | Failed] = [
             *succeeded,
             *retrying,
@@ -245,18 +252,24 @@ class WorkerRepository:
             for outcome in answered
             if outcome.response is not None and outcome.delivery.call is not None
         ]
-        observed = rate_observations(answered)
-        snoozed_types = sorted({outcome.delivery.task_type for outcome in snoozed})
+        answered_callbacks = [
+            outcome
+            for outcome in callbacks
+            if isinstance(outcome, Succeeded | RetryLater | Snoozed | Failed)
+        ]
+        # Every waiting message (callbacks' too) is hidden until its time, and
+        # callbacks' replies snooze and shape their own type as any target's do.
+        waiting: list[RetryLater | Snoozed] = [
+            outcome for outcome in outcomes if isinstance(outcome, RetryLater | Snoozed)
+        ]
+        all_snoozed = [outcome for outcome in waiting if isinstance(outcome, Snoozed)]
+        observed = rate_observations([*answered, *answered_callbacks])
+        # Pipeline mode sends the statements without waiting for each reply:
+        # one round trip for the whole batch in the common (all success) case.
         with self._connection() as conn, conn.pipeline(), conn.transaction():
-            if snoozed_types or observed is not None:
-                observed_types = cast("list[str]", observed["task_types"]) if observed else []
-                conn.execute(
-                    QUERIES["lock_rate_rows"],
-                    {
-                        "snoozed": snoozed_types,
-                        "task_types": sorted({*snoozed_types, *observed_types}),
-                    },
-                )
+            _lock_rate_rows(conn, all_snoozed, observed)
+            if answered_callbacks:
+                conn.execute(QUERIES["record_callbacks"], _callback_params(answered_callbacks))
             if captured:  # first: the outcome writes below end the rows' pending state
                 conn.execute(QUERIES["record_responses"], _response_params(captured))
             if succeeded:
@@ -265,16 +278,9 @@ class WorkerRepository:
                 conn.execute(QUERIES["mark_retrying"], _retry_params(retrying))
             if snoozed:
                 conn.execute(QUERIES["mark_snoozed"], _snooze_params(snoozed))
-                conn.execute(
-                    QUERIES["snooze_task_types"],
-                    {
-                        "task_types": [outcome.delivery.task_type for outcome in snoozed],
-                        "delays": [outcome.delay for outcome in snoozed],
-                    },
-                )
+            _snooze_task_types(conn, all_snoozed)
             if observed is not None:  # after the snoozes: pacing may only lower what they set
                 conn.execute(QUERIES["observe_rates"], observed)
-            waiting: list[RetryLater | Snoozed] = [*retrying, *snoozed]
             delays = ((outcome.delivery, outcome.delay) for outcome in waiting)
             for queue, pairs in _pairs_by_queue(delays).items():
                 conn.execute(
@@ -298,6 +304,8 @@ class WorkerRepository:
             # for this transaction, which then waits for nothing it could hold.
             for queue, seconds in _earliest_by_queue(waiting).items():
                 conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": seconds})
+            if owed:  # after the status writes it checks, and marks its queues due itself
+                conn.execute(QUERIES["enqueue_callbacks"], _enqueue_params(owed))
 
     def _send_to_dlq(self, conn: BoundedConnection, failed: Sequence[Failed]) -> list[int]:
         failed_at = datetime.now(UTC).isoformat()
@@ -335,6 +343,83 @@ class _MessageRow:
     attempt: int
     status: str
     snoozes: int
+
+
+def _lock_rate_rows(
+    conn: BoundedConnection, snoozed: Sequence[Snoozed], observed: dict[str, object] | None
+) -> None:
+    """Lock the rows the snoozes and rate observations update, in one sorted order."""
+    snoozed_types = sorted({outcome.delivery.task_type for outcome in snoozed})
+    if not snoozed_types and observed is None:
+        return
+    observed_types = cast("list[str]", observed["task_types"]) if observed else []
+    conn.execute(
+        QUERIES["lock_rate_rows"],
+        {"snoozed": snoozed_types, "task_types": sorted({*snoozed_types, *observed_types})},
+    )
+
+
+def _snooze_task_types(conn: BoundedConnection, snoozed: Sequence[Snoozed]) -> None:
+    """Pause the task types whose targets asked for time (callbacks' types included)."""
+    if snoozed:
+        conn.execute(
+            QUERIES["snooze_task_types"],
+            {
+                "task_types": [outcome.delivery.task_type for outcome in snoozed],
+                "delays": [outcome.delay for outcome in snoozed],
+            },
+        )
+
+
+def _is_callback(outcome: Outcome) -> bool:
+    call = outcome.delivery.call
+    return call is not None and call.callback_of is not None
+
+
+def _callback_params(
+    outcomes: Sequence[Succeeded | RetryLater | Snoozed | Failed],
+) -> dict[str, object]:
+    """A callback's row after an attempt: the attempt and snooze counts move as a message's do."""
+    statuses, attempts, snoozes, errors = [], [], [], []
+    for outcome in outcomes:
+        attempt, snoozed = outcome.delivery.attempt, outcome.delivery.snoozes
+        match outcome:
+            case Succeeded():
+                statuses.append("success")
+                errors.append("")
+            case Failed():
+                statuses.append("failed")
+                errors.append(outcome.error)
+            case RetryLater():
+                statuses.append("pending")
+                errors.append(outcome.error)
+                attempt += 1
+            case Snoozed():
+                statuses.append("pending")
+                errors.append(outcome.error)
+                snoozed += 1
+        attempts.append(attempt)
+        snoozes.append(snoozed)
+    return {
+        **_keys(outcomes),
+        "statuses": statuses,
+        "attempts": attempts,
+        "snoozes": snoozes,
+        "errors": errors,
+        "http_statuses": [outcome.http_status for outcome in outcomes],
+        "durations": [outcome.duration_ms for outcome in outcomes],
+    }
+
+
+def _enqueue_params(owed: Sequence[PendingCallback]) -> dict[str, object]:
+    return {
+        "task_ids": [callback.task_id for callback in owed],
+        "payload_ids": [callback.payload_id for callback in owed],
+        "message_ids": [callback.origin_message_id for callback in owed],
+        "kinds": [callback.kind for callback in owed],
+        "task_types": [callback.task_type for callback in owed],
+        "messages": [callback.message for callback in owed],
+    }
 
 
 def _lease_ids(deliveries: Iterable[Delivery]) -> list[int]:

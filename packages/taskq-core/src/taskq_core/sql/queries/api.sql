@@ -78,13 +78,18 @@ WHERE u.visible_at IS NOT NULL;
 SELECT pg_notify('taskq_work', %(queue)s), taskq.mark_due(%(queue)s, clock_timestamp());
 
 -- name: task_statuses
-SELECT message_id, item_id, task_type, payload::text AS payload, status, error, attempt,
-       updated_at, payload_id, http_status, duration_ms, created_at, dlq_message_id,
-       scheduled_for, response_body, response_body_encoding, response_content_type,
-       response_truncated, snoozes
-FROM taskq.task_status
-WHERE task_id = %(task_id)s
-ORDER BY payload_id;
+-- A message's callback (migration 0012) is shown with it; most have none.
+SELECT s.message_id, s.item_id, s.task_type, s.payload::text AS payload, s.status, s.error,
+       s.attempt, s.updated_at, s.payload_id, s.http_status, s.duration_ms, s.created_at,
+       s.dlq_message_id, s.scheduled_for, s.response_body, s.response_body_encoding,
+       s.response_content_type, s.response_truncated, s.snoozes,
+       c.kind AS callback_kind, c.status AS callback_status, c.attempt AS callback_attempt,
+       c.error AS callback_error, c.http_status AS callback_http_status,
+       c.duration_ms AS callback_duration_ms, c.updated_at AS callback_updated_at
+FROM taskq.task_status AS s
+LEFT JOIN taskq.callbacks AS c ON c.task_id = s.task_id AND c.payload_id = s.payload_id
+WHERE s.task_id = %(task_id)s
+ORDER BY s.payload_id;
 
 -- name: configure_task_type
 -- `created` tells the caller to create the type's queue in the same transaction.

@@ -58,8 +58,14 @@ SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s
 -- A task type snoozed by a target's 429 reads nothing until the time asked
 -- for (design decision 11), whichever replica reads and whatever tokens it
 -- holds: the check is in the read itself, by the database's clock.
+--
+-- A callback's message (it has "callback_of", migration 0012) counts its
+-- attempts in its row of taskq.callbacks instead, matched on its own message
+-- id: without one (replaced by a newer callback, or purged) it is dropped.
 SELECT m.msg_id, m.message::text AS message, coalesce(s.attempt, 0) AS attempt,
-       coalesce(s.status, 'pending') AS status, coalesce(s.snoozes, 0) AS snoozes
+       coalesce(s.status, CASE WHEN m.message ? 'callback_of' THEN 'cancelled' ELSE 'pending' END)
+           AS status,
+       coalesce(s.snoozes, 0) AS snoozes
 FROM pgmq.read(
   %(queue)s, %(vt)s,
   CASE WHEN EXISTS (SELECT 1 FROM taskq.task_types
@@ -73,6 +79,16 @@ LEFT JOIN LATERAL (
                        THEN (m.message ->> 'task_id')::uuid END
     AND payload_id = CASE WHEN m.message ->> 'payload_id' ~ '^[0-9]{1,9}$'
                           THEN (m.message ->> 'payload_id')::integer END
+    AND NOT m.message ? 'callback_of'
+  UNION ALL
+  SELECT attempt, status, snoozes FROM taskq.callbacks
+  WHERE m.message ? 'callback_of'
+    AND task_id = CASE WHEN m.message ->> 'task_id'
+                              ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
+                       THEN (m.message ->> 'task_id')::uuid END
+    AND payload_id = CASE WHEN m.message ->> 'payload_id' ~ '^[0-9]{1,9}$'
+                          THEN (m.message ->> 'payload_id')::integer END
+    AND message_id = m.msg_id
   LIMIT 1  -- keeps the subquery from being flattened into a join
 ) AS s ON true
 ORDER BY m.msg_id;
@@ -191,6 +207,27 @@ FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::b
      AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms, dlq_message_id)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
+
+-- name: record_callbacks
+-- Outcomes of callbacks' own messages, in their taskq.callbacks rows (never in
+-- the status rows: a callback cannot change its message's status).
+-- Compare-and-set on the callback's message id and pending state, as for messages.
+UPDATE taskq.callbacks AS c
+SET status = u.status, attempt = u.attempt, snoozes = u.snoozes, error = u.error,
+    http_status = u.http_status, duration_ms = u.duration_ms, updated_at = now()
+FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
+            %(statuses)s::text[], %(attempts)s::integer[], %(snoozes)s::integer[],
+            %(errors)s::text[], %(http_statuses)s::integer[], %(durations)s::float8[])
+     AS u(task_id, payload_id, message_id, status, attempt, snoozes, error, http_status,
+          duration_ms)
+WHERE c.task_id = u.task_id AND c.payload_id = u.payload_id
+  AND c.message_id = u.message_id AND c.status = 'pending';
+
+-- name: enqueue_callbacks
+-- After the outcomes that owe them, in the same transaction (migration 0012).
+SELECT taskq.enqueue_callbacks(%(task_ids)s::uuid[], %(payload_ids)s::integer[],
+                               %(message_ids)s::bigint[], %(kinds)s::text[],
+                               %(task_types)s::text[], %(messages)s::jsonb[]);
 
 -- name: listen_work
 LISTEN taskq_work;
