@@ -96,3 +96,7 @@ WHERE idempotency_key = ANY(%(keys)s);
 -- printable bytes as characters, so a secret stored in clear would show).
 SELECT string_agg(t::text || encode(coalesce(t.signing_secrets, ''::bytea), 'escape'), ' ')
 FROM taskq.task_types AS t;
+
+-- name: test_callbacks
+SELECT task_id, payload_id, origin_message_id, kind, message_id, status, attempt
+FROM taskq.callbacks ORDER BY task_id, payload_id;
