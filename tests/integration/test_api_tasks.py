@@ -107,6 +107,7 @@ def test_status_lists_every_payload_in_order_without_headers(client: TestClient[
         "scheduled_for",
         "response",
         "snoozes",
+        "callback",
     } == set(first)
     assert first["payload"] == {"n": 0}
     assert first["snoozes"] == 0
