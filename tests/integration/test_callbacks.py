@@ -321,3 +321,44 @@ def test_the_callback_type_exists_once_used_and_takes_a_rate_limit(settings: Set
         limited = client.post("/task-types", json={"task_type": "orders:callbacks", "max_rps": 2})
         assert limited.status_code == 200, limited.text
         assert limited.json()["max_rps"] == 2
+
+
+def test_a_type_name_too_long_for_its_callbacks_type_is_refused(settings: Settings) -> None:
+    with api_client(settings) as client:
+        response = client.post(
+            "/tasks",
+            json={
+                "task_type": "t" * 195,
+                "url": "http://127.0.0.1:9/x",
+                "callback_url": "http://127.0.0.1:9/cb",
+                "payloads": [{"data": 1}],
+            },
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "callback_url"
+    assert "':callbacks'" in response.json()["detail"]
+
+
+def test_callbacks_go_at_the_rate_set_for_their_type(settings: Settings) -> None:
+    receiver = Target().start()
+    try:
+        with api_client(settings) as client:
+            limited = client.post(
+                "/task-types", json={"task_type": "paced:callbacks", "max_rps": 5}
+            )
+            assert limited.status_code == 200, limited.text
+        _final_statuses(
+            settings,
+            {
+                "task_type": "paced",
+                "callback_url": receiver.url,
+                "payloads": [{"data": {"kind": "ok"}} for _ in range(10)],
+            },
+            callbacks=10,
+        )
+        arrivals = [request.at for request in receiver.requests_snapshot()]
+        # 5/s with a one-token bucket: ten callbacks take at least 9 intervals of 0.2 s
+        # (with slack for the bucket's 5% burst and clock granularity).
+        assert max(arrivals) - min(arrivals) >= 1.5
+    finally:
+        receiver.stop()

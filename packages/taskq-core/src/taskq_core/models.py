@@ -20,7 +20,10 @@ _NO_NUL = "^[^\\u0000]*$"
 # A type is read back at GET /task-types/{task_type}: a `/` (even as %2F) or a bare `.` or
 # `..` would not survive the URL path, so such names are refused when a type is created.
 _TASK_TYPE = "^(?!\\.\\.?$)[^\\u0000/]*$"
-TaskTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_TASK_TYPE)]
+MAX_TASK_TYPE_LENGTH = 200
+TaskTypeName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_TASK_TYPE_LENGTH, pattern=_TASK_TYPE)
+]
 PATTERN_MEANINGS = {
     _NO_NUL: "must not contain NUL characters",
     _TASK_TYPE: "must not contain '/' or NUL characters, nor be '.' or '..'",

@@ -14,11 +14,18 @@ from uuid import UUID
 
 import msgspec
 
+from taskq_core.callbacks import CALLBACK_TYPE_SUFFIX, callback_type_for
 from taskq_core.durations import parse_duration
 from taskq_core.egress import EgressPolicy
 from taskq_core.errors import InvalidFieldError, RequestTooLargeError
 from taskq_core.headers import DEFAULT_MAX_HEADERS_SIZE, check_headers
-from taskq_core.models import DlqOverrides, PayloadSubmit, QueuedCall, TaskSubmit
+from taskq_core.models import (
+    MAX_TASK_TYPE_LENGTH,
+    DlqOverrides,
+    PayloadSubmit,
+    QueuedCall,
+    TaskSubmit,
+)
 
 MAX_TIMEOUT_MS = 600_000
 """Ten minutes: a call that needs longer does not fit a visibility-timeout-based queue."""
@@ -52,12 +59,7 @@ def build_calls(
             "payloads", f"has {count} payloads; at most {max_payloads} are accepted per request"
         )
     check_url("url", submit.url, policy)
-    for field, callback in (
-        ("callback_url", submit.callback_url),
-        ("failure_callback_url", submit.failure_callback_url),
-    ):
-        if callback is not None:
-            check_url(field, callback, policy)
+    _check_callbacks(submit, policy)
     check_headers("headers", submit.headers, max_size=max_headers_size)
     timeout_ms = timeout_to_ms(submit.timeout)
     task = str(task_id)
@@ -139,6 +141,24 @@ def _call(
         callback_url=submit.callback_url,
         failure_callback_url=submit.failure_callback_url,
     )
+
+
+def _check_callbacks(submit: TaskSubmit, policy: EgressPolicy) -> None:
+    """Callback URLs are targets too; their task type must be a name POST /task-types takes."""
+    for field, callback in (
+        ("callback_url", submit.callback_url),
+        ("failure_callback_url", submit.failure_callback_url),
+    ):
+        if callback is None:
+            continue
+        check_url(field, callback, policy)
+        if len(callback_type_for(submit.task_type)) > MAX_TASK_TYPE_LENGTH:
+            raise InvalidFieldError(
+                field,
+                f"needs the task type {submit.task_type[:20]!r}... to leave room for "
+                f"{CALLBACK_TYPE_SUFFIX!r} within {MAX_TASK_TYPE_LENGTH} characters "
+                "(its callbacks' own task type)",
+            )
 
 
 def check_url(field: str, url: str, policy: EgressPolicy | None = None) -> None:
