@@ -99,6 +99,9 @@ def test_success_and_failure_callbacks_carry_the_outcome(signing_settings: Setti
             wait_until(lambda: _callbacks_final(client, task_id, 2), timeout=20)
             ok, refused = _status(client, task_id)
             assert _counted(worker, "sync", "success") == 2
+            page = client.get(f"/ui/tasks/{task_id}")
+            assert page.status_code == 200
+            assert 'failure: <span class="badge success">success</span> (200)' in page.text
 
         (success,) = on_success.requests_snapshot()  # successes only: QStash's `callback`
         (failure,) = on_failure.requests_snapshot()
