@@ -365,3 +365,31 @@ def test_callbacks_go_at_the_rate_set_for_their_type(settings: Settings) -> None
         assert max(arrivals) - min(arrivals) >= 1.5
     finally:
         receiver.stop()
+
+
+def test_a_callback_the_worker_refuses_fails_and_leaves_the_message_alone(
+    settings: Settings,
+) -> None:
+    """The worker's own egress check (after DNS) applies to callbacks, as to any call."""
+    original = Target(_original).start()
+    try:
+        with (
+            api_client(settings) as client,
+            running_worker(settings, egress_allowlist=("127.0.0.1/32",)) as worker,
+        ):
+            task_id = submit(
+                client,
+                {
+                    "url": original.url,
+                    "callback_url": "http://127.0.0.2:9/cb",
+                    "payloads": [{"data": {"kind": "ok"}}],
+                },
+            )
+            wait_until(lambda: _callbacks_final(client, task_id, 1), timeout=20)
+            (row,) = _status(client, task_id)
+            assert _counted(worker, "default", "failed") == 1
+        assert row["status"] == "success"
+        assert row["callback"]["status"] == "failed"
+        assert row["callback"]["error"].startswith("egress refused")
+    finally:
+        original.stop()
