@@ -223,6 +223,8 @@ class TaskTypeView(msgspec.Struct, frozen=True, omit_defaults=True):
     updated_at: datetime
     # Calls carry X-Taskq-Signature; the secrets are never shown.
     signed: bool
+    # AIMD rate shaping on (issue 16).
+    adaptive: bool
     max_retries: int | None = None
     retry_delay: int | None = None
     retry_max_delay: int | None = None
@@ -232,8 +234,6 @@ class TaskTypeView(msgspec.Struct, frozen=True, omit_defaults=True):
     max_concurrency: int | None = None
     # Until when a target's 429 paused the type (null: not paused).
     snoozed_until: datetime | None = None
-    # Rate shaping (issue 16): always set by the repository.
-    adaptive: bool | None = None
     min_rps: float | None = None
     # The rate the type is sent at now: max_rps lowered by a target's rate-limit
     # headers (until paced_until) or by the adaptive rate; null when unlimited.
