@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -901,7 +902,7 @@ def scenario_retry(ctx: Context) -> None:
 
 
 def scenario_features(ctx: Context) -> None:
-    """One fast-target burn-down each: plain, response capture on, signed (one run each)."""
+    """Burn-downs plain, with response capture, signed; then scheduled delivery's lateness."""
     cluster = ctx.need_cluster("features")
     if cluster is None:
         return
@@ -933,6 +934,54 @@ def scenario_features(ctx: Context) -> None:
             baseline=plain,
             baseline_name="plain",
             note=cpu_note(ctx.last_cpu),
+        )
+    ctx.progress.step("features: 100 payloads scheduled over 5 s, idle worker")
+    measure_scheduled(ctx, cluster)
+
+
+def measure_scheduled(ctx: Context, cluster: Cluster) -> None:
+    """Payloads held with `not_before` over a few seconds reach an idle worker on time.
+
+    Each payload carries its scheduled time as `sent_at`, so the target's latency is
+    the lateness (negative: delivered early, which must never happen).
+    """
+    task_type = "bench-scheduled"
+    cluster.configure_type(task_type, None)
+    count, spread = 100, 5.0
+    ctx.counting.reset()
+    first_due = time.time() + 2.0
+    due = [first_due + spread * index / count for index in range(count)]
+    body = task_body(task_type, ctx.counting.url, [])
+    body["payloads"] = [
+        {
+            "data": {"n": index, "sent_at": at},
+            "not_before": datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds"),
+        }
+        for index, at in enumerate(due)
+    ]
+    try:
+        cluster.start_workers(1)
+        reply = cluster.client.post(f"{cluster.api_url}/tasks", json=body, timeout=60)
+        if reply.status_code != 201:
+            raise RuntimeError(f"POST /tasks -> {reply.status_code}: {reply.text[:300]}")
+        deadline = time.monotonic() + spread + 30
+        while ctx.counting.summary().latencies < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        cluster.stop_workers()
+        ctx.db.purge(queue_name_for(task_type))
+    lateness = [x * 1000 for x in ctx.counting.stats().latencies]
+    early = sum(1 for value in lateness if value < 0)
+    note = f"{len(lateness)}/{count} arrived, {early} early"
+    for pct in (50, 99):
+        ctx.record(
+            "features",
+            f"scheduled delivery, lateness p{pct} (idle worker)",
+            percentile(lateness, pct) if lateness else None,
+            "ms",
+            target="<= 100 ms",
+            check=value_at_most(100.0),
+            note=note,
         )
 
 
