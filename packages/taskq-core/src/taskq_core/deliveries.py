@@ -79,6 +79,8 @@ class Snoozed:
     """The target asked for time: the message and its task type wait `delay` seconds.
 
     No attempt is spent; the message's snooze count grows instead.
+    `circuit_open`: no call was made, the target's host circuit breaker is
+    open; only the message waits, not its type (other hosts keep flowing).
     """
 
     delivery: Delivery
@@ -88,6 +90,7 @@ class Snoozed:
     delay: float
     response: CapturedResponse | None = None
     budget: Budget | None = None
+    circuit_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,8 +56,13 @@ class CancelResult(msgspec.Struct, frozen=True):
     in_flight_message_ids: list[int]
 
 
-class TaskTypeFigures(msgspec.Struct, frozen=True):
-    """A task type's configuration and live figures in GET /task-types."""
+class TaskTypeFigures(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A task type's configuration and live figures in GET /task-types.
+
+    The configuration fields are those of GET /task-types/{t} (TaskTypeView),
+    shown the same way: a delivery default only when set, credential header
+    values redacted, snoozed_until while a target's 429 pauses the type.
+    """
 
     task_type: str
     max_rps: float | None
@@ -72,9 +77,20 @@ class TaskTypeFigures(msgspec.Struct, frozen=True):
     dlq_depth: int
     effective_rps: float  # successful deliveries per second over the last minute
     # The rate the type is sent at now (max_rps lowered by pacing or the adaptive
-    # rate); null when unlimited.
-    allowed_rps: float | None = None
-    adaptive: bool = False
+    # rate); null when unlimited. Always shown, as is `adaptive`.
+    allowed_rps: float | None
+    adaptive: bool
+    max_retries: int | None = None
+    retry_delay: int | None = None
+    retry_max_delay: int | None = None
+    timeout: int | None = None
+    retryable_status_codes: list[int] | None = None
+    headers: dict[str, str] | None = None
+    max_concurrency: int | None = None
+    snoozed_until: datetime | None = None
+    signed: bool | None = None  # always set, as in TaskTypeView
+    min_rps: float | None = None
+    paced_until: datetime | None = None
 
 
 class TaskTypeList(msgspec.Struct, frozen=True):
@@ -136,3 +152,27 @@ class DlqPurged(msgspec.Struct, frozen=True):
     """Reply to POST /dlq/purge."""
 
     purged_count: int
+
+
+class HostCircuit(msgspec.Struct, frozen=True):
+    """One target host's circuit breaker in GET /hosts.
+
+    `calls` and `failures` count the current window (BREAKER_WINDOW), or what
+    opened it; `opens_until` is set while open (calls wait until then, then
+    probes decide); `times_opened` counts since the host was first called.
+    """
+
+    host: str  # host:port
+    state: str  # closed, open or half_open
+    calls: int
+    failures: int
+    times_opened: int
+    opens_until: datetime | None
+    last_failure_at: datetime | None
+    updated_at: datetime
+
+
+class HostCircuitList(msgspec.Struct, frozen=True):
+    """Reply to GET /hosts: hosts not closed first, then by name."""
+
+    hosts: list[HostCircuit]

@@ -96,6 +96,15 @@ class Settings:
     # MAX_SNOOZE_DELAY seconds whatever Retry-After asks.
     max_snoozes: int = 20
     max_snooze_delay: float = 3600.0
+    # Per-host circuit breaker (taskq_core.circuits): at BREAKER_MIN_CALLS calls
+    # within BREAKER_WINDOW of which BREAKER_FAILURE_RATIO failed, a host's calls
+    # stop for BREAKER_COOLDOWN, then BREAKER_PROBES successful probes close it.
+    breaker_enabled: bool = True
+    breaker_failure_ratio: float = 0.5
+    breaker_min_calls: int = 20
+    breaker_window: float = 60.0
+    breaker_cooldown: float = 30.0
+    breaker_probes: int = 3
 
     def __repr__(self) -> str:
         # Never print credentials: the DSN's password and the API keys.
@@ -199,6 +208,13 @@ def _retention(raw: str) -> float | None:
     if raw.lower() in {"never", "forever", "off"}:
         return None
     return _positive_duration(raw)
+
+
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 < value <= 1.0:  # also refuses nan
+        raise ValueError("must be a number above 0 and at most 1, such as 0.5")
+    return value
 
 
 def _text(raw: str) -> str:
@@ -307,6 +323,12 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "secrets_key": _secrets_key,
     "max_snoozes": _non_negative_int,
     "max_snooze_delay": _positive_duration,
+    "breaker_enabled": _boolean,
+    "breaker_failure_ratio": _ratio,
+    "breaker_min_calls": _positive_int,
+    "breaker_window": _positive_duration,
+    "breaker_cooldown": _positive_duration,
+    "breaker_probes": _positive_int,
 }
 
 ENVIRONMENT_VARIABLES = tuple(

@@ -21,6 +21,7 @@ from taskq_api.controllers.docs import (
     swagger_render_plugin,
 )
 from taskq_api.controllers.health import HealthController
+from taskq_api.controllers.hosts import HostsController
 from taskq_api.controllers.task_types import TaskTypesController
 from taskq_api.controllers.tasks import TasksController
 from taskq_api.dependencies import Limits
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             TasksController,
             TaskTypesController,
+            HostsController,
             DlqController,
             HealthController,
             SwaggerAliasController,

@@ -30,7 +30,8 @@ class WorkerMetrics:
         self.deliveries = Counter(
             "taskq_worker_deliveries",
             "Messages handled, by task type and outcome (success; retry; snoozed: the target "
-            "answered 429 or 503 with Retry-After, no attempt spent; failed: moved to the "
+            "answered 429 or 503 with Retry-After, no attempt spent; circuit_open: not called, "
+            "the host's circuit breaker is open, no attempt spent; failed: moved to the "
             "DLQ; dropped: a duplicate of an already final message; expired: waited too "
             "long for a thread and left to reappear uncalled).",
             ["task_type", "outcome"],
@@ -244,6 +245,8 @@ class WorkerMetrics:
             case RetryLater():
                 self.deliveries.labels(task_type, "retry").inc()
                 self._call(task_type, outcome.http_status, outcome.duration_ms)
+            case Snoozed(circuit_open=True):  # no call made: the host's breaker is open
+                self.deliveries.labels(task_type, "circuit_open").inc()
             case Snoozed():
                 self.deliveries.labels(task_type, "snoozed").inc()
                 self.snooze_seconds.labels(task_type).inc(outcome.delay)

@@ -49,6 +49,12 @@ def log_outcome(outcome: Outcome) -> None:
                 retry_in_seconds=round(outcome.delay, 3),
                 duration_ms=round(outcome.duration_ms, 1),
             ).info("call failed, retrying later: {}", outcome.error)
+        case Snoozed(circuit_open=True):
+            # One line per message during an outage would drown the log: the view
+            # logs the host's opening and closing once per process instead.
+            logger.bind(**message_context(outcome.delivery)).debug(
+                "{}; waiting {:.3f} s, no attempt spent", outcome.error, outcome.delay
+            )
         case Snoozed():
             logger.bind(
                 **message_context(outcome.delivery),

@@ -12,11 +12,15 @@ from collections.abc import Iterator
 
 from loguru import logger
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from taskq_core.errors import DatabaseUnavailableError
-from taskq_core.repository.observability import QueueSnapshot, QueueStatsReader
+from taskq_core.repository.observability import (
+    HostCircuitStats,
+    QueueSnapshot,
+    QueueStatsReader,
+)
 
 REFRESH_SECONDS = 5.0
 
@@ -40,7 +44,7 @@ class QueueStateCollector(Collector):
             self._stop.wait(REFRESH_SECONDS)
         self._reader.close()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         snapshot = self._snapshot
         if snapshot is None:
             return
@@ -101,5 +105,31 @@ class QueueStateCollector(Collector):
             value=snapshot.dlq.oldest_age_seconds,
         )
 
+        yield from _host_circuits(snapshot.hosts)
+
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())  # dynamic: nothing to check at registration
+
+
+_CIRCUIT_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
+def _host_circuits(
+    hosts: list[HostCircuitStats],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """One series per host (host:port): at most 100, those not closed or called in the last hour."""
+    state = GaugeMetricFamily(
+        "taskq_host_circuit_state",
+        "A target host's circuit breaker: 0 closed, 1 half-open (probing), 2 open (calls wait).",
+        labels=["host"],
+    )
+    opened = CounterMetricFamily(
+        "taskq_host_circuit_opened",
+        "Times a target host's circuit breaker opened.",
+        labels=["host"],
+    )
+    for host in hosts:
+        state.add_metric([host.host], _CIRCUIT_VALUES.get(host.state, 0.0))
+        opened.add_metric([host.host], float(host.times_opened))
+    yield state
+    yield opened

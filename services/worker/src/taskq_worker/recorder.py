@@ -27,6 +27,7 @@ from loguru import logger
 from taskq_core.deliveries import Outcome, RetryLater, Snoozed
 from taskq_core.errors import DatabaseError, DatabaseUnavailableError
 from taskq_core.repository.worker import WorkerRepository
+from taskq_worker.circuit_view import CircuitView
 from taskq_worker.health import DatabaseHealth
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.reconnect import Backoff
@@ -63,8 +64,10 @@ class Recorder:
         metrics: WorkerMetrics,
         *,
         heartbeat: Callable[[], None] = lambda: None,
+        circuits: CircuitView | None = None,
     ) -> None:
         self._repository = repository
+        self._circuits = circuits  # told every batch's calls, per host
         self._health = health
         self._wakeups = wakeups
         self._metrics = metrics
@@ -92,6 +95,8 @@ class Recorder:
                 self._unwritten = []
             elif self._finishing.is_set():
                 return
+            elif self._circuits is not None:
+                self._refresh_circuits()
 
     def _collect(self) -> list[Outcome]:
         try:
@@ -127,6 +132,8 @@ class Recorder:
             else:
                 self._health.mark_up()
                 self._announce_retries(batch)
+                if self._circuits is not None:
+                    self._circuits.record(batch)
                 return
 
     def _record(self, batch: list[Outcome]) -> None:
@@ -183,6 +190,14 @@ class Recorder:
             task_type,
             error.message,
         )
+
+    def _refresh_circuits(self) -> None:
+        """Idle: keep the breakers' view fresh (other replicas may open or close hosts)."""
+        assert self._circuits is not None
+        try:
+            self._circuits.refresh_if_due()
+        except DatabaseError as error:
+            logger.debug("host circuit breakers not refreshed: {}", error)
 
     def _announce_retries(self, batch: list[Outcome]) -> None:
         """Tell the fetcher when the retries just written come due, so it reads them on time.

@@ -21,16 +21,19 @@ import requests
 from loguru import logger
 
 from taskq_core.call_limits import call_timeout, longest_call
-from taskq_core.database import create_pool
+from taskq_core.circuits import BreakerPolicy
+from taskq_core.database import SyncPool, create_pool
 from taskq_core.deliveries import Delivery, Failed, Outcome, outcome_for
 from taskq_core.egress import EgressPolicy
 from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
+from taskq_core.repository.circuits import CircuitRepository
 from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.repository.retention import RetentionRepository
 from taskq_core.repository.worker import WorkerRepository
 from taskq_core.retry import ErrorKind, Happened
 from taskq_core.secret_box import SecretBox
 from taskq_core.settings import Settings
+from taskq_worker.circuit_view import CircuitView
 from taskq_worker.concurrency import ConcurrencyTuner
 from taskq_worker.delivery import CallDefaults, NoCookies, deliver
 from taskq_worker.dispatcher import Dispatcher
@@ -108,12 +111,14 @@ class Supervisor:
             tuner=ConcurrencyTuner(settings.max_workers) if settings.adaptive_concurrency else None,
         )
         self._wakeups = Wakeups()
+        self.circuits = _circuit_view(settings, self._pool)
         self._recorder = Recorder(
             self.repository,
             self.health,
             self._wakeups,
             self.metrics,
             heartbeat=self.supervision.heartbeat("recorder"),
+            circuits=self.circuits,
         )
         self._leases = LeaseBook()
         self._fetcher = Fetcher(
@@ -269,7 +274,8 @@ class Supervisor:
                 self._leases.drop(delivery.lease_id)  # its slot frees when the lease expires
                 self.metrics.expired(delivery.task_type)
                 continue
-            outcome = self._deliver(delivery, rng)
+            held = self.circuits.hold(delivery) if self.circuits is not None else None
+            outcome = held or self._deliver(delivery, rng)
             self._leases.drop(delivery.lease_id)  # the recorder releases it with the outcome
             finished = delivery
             self._recorder.submit(outcome)
@@ -313,3 +319,16 @@ class Supervisor:
                 duration_ms=duration_ms,
                 rng=rng,
             )
+
+
+def _circuit_view(settings: Settings, pool: SyncPool) -> CircuitView | None:
+    """The per-host circuit breakers (None when BREAKER_ENABLED is false)."""
+    policy = BreakerPolicy.from_settings(settings)
+    if not policy.enabled:
+        return None
+    return CircuitView(
+        CircuitRepository(pool, policy),
+        policy,
+        max_snoozes=settings.max_snoozes,
+        max_snooze_delay=settings.max_snooze_delay,
+    )

@@ -6,7 +6,7 @@ workers do not all scan the queues every few seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg.rows import class_row
 
@@ -35,9 +35,17 @@ class DlqStats:
 
 
 @dataclass(frozen=True, slots=True)
+class HostCircuitStats:
+    host: str  # host:port
+    state: str  # closed, open, half_open
+    times_opened: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSnapshot:
     queues: list[QueueStats]
     dlq: DlqStats
+    hosts: list[HostCircuitStats] = field(default_factory=list)
 
 
 class QueueStatsReader:
@@ -76,7 +84,12 @@ class QueueStatsReader:
             .execute(QUERIES["dlq_stats"], {"dlq": self._dlq})
             .fetchone()
         )
-        return QueueSnapshot(queues, dlq or DlqStats(0, 0))
+        hosts = (
+            conn.cursor(row_factory=class_row(HostCircuitStats))
+            .execute(QUERIES["host_circuit_stats"])
+            .fetchall()
+        )
+        return QueueSnapshot(queues, dlq or DlqStats(0, 0), hosts)
 
     def close(self) -> None:
         self._exporter = False

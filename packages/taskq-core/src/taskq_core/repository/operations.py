@@ -21,6 +21,7 @@ from taskq_core.database import AsyncBoundedConnection, AsyncPool
 from taskq_core.errors import DatabaseUnavailableError, NotFoundError
 from taskq_core.operation_models import (
     CancelResult,
+    HostCircuit,
     StatusCounts,
     TaskPage,
     TaskSummary,
@@ -28,8 +29,10 @@ from taskq_core.operation_models import (
     TaskTypePause,
 )
 from taskq_core.queries import QUERIES
+from taskq_core.repository.circuits import list_hosts
 from taskq_core.repository.pooled import pooled_connection
 from taskq_core.status import TaskStatus
+from taskq_core.type_defaults import task_type_view
 
 CANCEL_ATTEMPTS = 3
 """A cancel can deadlock with an outcome write locking the same rows in another order: retry."""
@@ -135,6 +138,10 @@ class OperationsRepository:
             rows = await cursor.fetchall()
         return [row.figures() for row in rows]
 
+    async def hosts(self) -> list[HostCircuit]:
+        """Every target host's circuit breaker (GET /hosts)."""
+        return await list_hosts(self._pool)
+
     async def set_paused(self, task_type: str, *, paused: bool) -> TaskTypePause:
         """Pause or resume a type for every worker replica; NotFoundError for an unknown type."""
         if "\x00" in task_type:  # text cannot hold NUL: no such type exists
@@ -203,15 +210,46 @@ class _FiguresRow:
     effective_rps: float
     allowed_rps: float | None
     adaptive: bool
+    defaults: str | None
+    max_concurrency: int | None
+    snoozed_until: datetime | None
+    signed: bool
+    min_rps: float | None
+    paced_until: datetime | None
 
     def figures(self) -> TaskTypeFigures:
         hidden = self.backlog - self.visible
+        # The same configuration fields as GET /task-types/{t}, built by the same function.
+        view = task_type_view(
+            task_type=self.task_type,
+            max_rps=self.max_rps,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            defaults=self.defaults,
+            max_concurrency=self.max_concurrency,
+            snoozed_until=self.snoozed_until,
+            signed=self.signed,
+            adaptive=self.adaptive,
+            min_rps=self.min_rps,
+            paced_until=self.paced_until,
+        )
         return TaskTypeFigures(
             task_type=self.task_type,
             max_rps=self.max_rps,
             paused=self.paused,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            max_retries=view.max_retries,
+            retry_delay=view.retry_delay,
+            retry_max_delay=view.retry_max_delay,
+            timeout=view.timeout,
+            retryable_status_codes=view.retryable_status_codes,
+            headers=view.headers,
+            max_concurrency=view.max_concurrency,
+            snoozed_until=view.snoozed_until,
+            signed=view.signed,
+            min_rps=view.min_rps,
+            paced_until=view.paced_until,
             backlog=self.backlog,
             visible=self.visible,
             # Hidden messages are either held by a worker or waiting for a retry.

@@ -262,7 +262,13 @@ class WorkerRepository:
         waiting: list[RetryLater | Snoozed] = [
             outcome for outcome in outcomes if isinstance(outcome, RetryLater | Snoozed)
         ]
-        all_snoozed = [outcome for outcome in waiting if isinstance(outcome, Snoozed)]
+        # Those that pause their type: a host's open circuit holds only its own
+        # messages (the type's other hosts go on), so it locks and pauses nothing.
+        all_snoozed = [
+            outcome
+            for outcome in waiting
+            if isinstance(outcome, Snoozed) and not outcome.circuit_open
+        ]
         observed = rate_observations([*answered, *answered_callbacks])
         # Pipeline mode sends the statements without waiting for each reply:
         # one round trip for the whole batch in the common (all success) case.

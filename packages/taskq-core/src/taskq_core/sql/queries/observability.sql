@@ -23,3 +23,16 @@ ORDER BY t.task_type;
 -- name: dlq_stats
 SELECT queue_length, coalesce(oldest_msg_age_sec, 0) AS oldest_age_seconds
 FROM pgmq.metrics(%(dlq)s);
+
+-- name: host_circuit_stats
+-- The breakers behind taskq_host_circuit_state: hosts not closed, and closed
+-- ones called within the last hour, at most 100 (hosts not closed first), so
+-- the metric's host label stays bounded however many hosts tasks target.
+SELECT host,
+       CASE WHEN state = 'open' AND open_until <= clock_timestamp() THEN 'half_open'
+            ELSE state END AS state,
+       times_opened
+FROM taskq.host_circuits
+WHERE state <> 'closed' OR updated_at > clock_timestamp() - interval '1 hour'
+ORDER BY state = 'closed', updated_at DESC
+LIMIT 100;

@@ -105,6 +105,13 @@ SELECT changed.task_type FROM changed, (SELECT pg_notify('taskq_work', '*')) AS 
 -- expirable index (its predicate includes status = 'success'). allowed_rps:
 -- the rate the shared bucket refills at now (migration 0013), NULL unlimited.
 SELECT t.task_type, t.max_rps, t.paused, t.created_at, t.updated_at,
+       t.delivery_defaults::text AS defaults, t.max_concurrency,
+       CASE WHEN t.snoozed_until > clock_timestamp() THEN t.snoozed_until END AS snoozed_until,
+       t.signing_secrets IS NOT NULL AS signed, t.min_rps,
+       -- as in get_task_type: paced_until only while rate-limit headers hold the type down
+       CASE WHEN b.paced_until > clock_timestamp()
+                 AND (b.paced_rps IS NULL OR b.paced_rps < b.rate)
+            THEN b.paced_until END AS paced_until,
        m.queue_length AS backlog, m.queue_visible_length AS visible,
        coalesce(m.oldest_msg_age_sec, 0) AS oldest_age_seconds,
        coalesce(r.retrying, 0) AS retrying,
