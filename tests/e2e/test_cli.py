@@ -15,6 +15,9 @@ from uuid import UUID
 import httpx
 import pytest
 
+from taskq_core.circuits import BreakerPolicy
+from taskq_core.database import create_pool
+from taskq_core.repository.circuits import CircuitRepository, HostTally
 from taskq_core.settings import Settings
 from tests.support.api import counts, dlq_length, fail_everything, queue_length
 from tests.support.api_process import running_api
@@ -250,6 +253,22 @@ def test_types_and_dlq_reprocess(api: str, db_dsn: str) -> None:
     assert again.stdout.strip() == "reprocessed 3 message(s)"
     assert dlq_length(db_dsn, DLQ) == 0
     assert taskq(api, "dlq", "reprocess").returncode == 1  # the API requires a filter
+
+
+def test_hosts_lists_the_circuit_breakers(api: str, db_dsn: str) -> None:
+    pool = create_pool(Settings(postgres_dsn=db_dsn), name="test-hosts", max_size=1)
+    pool.open(wait=True)
+    try:
+        policy = BreakerPolicy(min_calls=4, cooldown=60.0)
+        CircuitRepository(pool, policy).record({"127.0.0.1:9": HostTally(calls=4, failures=4)})
+    finally:
+        pool.close()
+    shown = taskq(api, "hosts")
+    assert shown.returncode == 0, shown.stderr
+    assert "127.0.0.1:9" in shown.stdout
+    assert "open" in shown.stdout
+    listed = json.loads(taskq(api, "hosts", "--json").stdout)
+    assert [(row["host"], row["state"]) for row in listed["hosts"]] == [("127.0.0.1:9", "open")]
 
 
 ISSUE_14_COMMANDS = [

@@ -75,7 +75,8 @@ def test_after_the_cool_down_only_the_probes_go_and_their_successes_close_it(
     assert view.state is CircuitState.HALF_OPEN  # one of two probes back
     assert circuits.record({HOST: HostTally(calls=1, failures=0)}) == []
     claim = circuits.claim_probe(HOST)
-    assert claim.granted and claim.state.state is CircuitState.CLOSED
+    assert claim.granted
+    assert claim.state.state is CircuitState.CLOSED
 
 
 def test_a_failed_probe_opens_it_again(circuits: CircuitRepository) -> None:

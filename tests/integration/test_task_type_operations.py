@@ -79,9 +79,36 @@ def test_figures_of_every_type(
         "effective_rps",
         "allowed_rps",
         "adaptive",
+        "signed",
     }
     assert (queued["allowed_rps"], queued["adaptive"]) == (None, False)  # unlimited
     assert by_type["limited"]["allowed_rps"] == 7.5
+
+
+def test_the_listing_shows_the_configuration_the_single_view_shows(
+    client: TestClient[Litestar], settings: Settings, target: Target
+) -> None:
+    configured = {
+        "task_type": "shaped",
+        "max_rps": 5,
+        "max_concurrency": 3,
+        "max_retries": 7,
+        "timeout": "2s",
+        "retryable_status_codes": [429, 503],
+        "headers": {"Authorization": "Bearer secret-value", "X-Tenant": "acme"},
+    }
+    assert client.post("/task-types", json=configured).status_code == 200
+    target.responder = lambda _request: Reply(status=429, headers={"Retry-After": "60"})
+    with running_worker(settings):
+        submit_many(client, "shaped", target.url, 1)
+        wait_until(lambda: "snoozed_until" in figures(client)["shaped"], timeout=10)
+    listed = figures(client)["shaped"]
+    single = client.get("/task-types/shaped").json()
+    assert {key: listed[key] for key in single} == single
+    assert listed["max_concurrency"] == 3
+    assert listed["snoozed_until"] == single["snoozed_until"]
+    assert listed["headers"]["Authorization"] == "[redacted]"
+    assert "secret-value" not in str(listed)
 
 
 def test_pause_without_a_json_content_type_is_refused(client: TestClient[Litestar]) -> None:

@@ -40,7 +40,7 @@ Responder = Callable[[Received], Reply]
 class Target:
     """Threaded HTTP server; `responder` decides each reply, `received` lists requests."""
 
-    def __init__(self, responder: Responder | None = None) -> None:
+    def __init__(self, responder: Responder | None = None, *, port: int = 0) -> None:
         self.responder: Responder = responder or (lambda _request: Reply())
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -77,7 +77,7 @@ class Target:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -9,6 +9,7 @@ import click
 
 from taskq_cli.client import DEFAULT_URL, ApiClient
 from taskq_cli.dlq import dlq
+from taskq_cli.hosts import hosts
 from taskq_cli.services import api, dev, migrate, worker
 from taskq_cli.status import status
 from taskq_cli.submit import submit
@@ -25,6 +26,7 @@ Examples:
   taskq status 7c0e… --watch
   taskq dlq list --task-type sync
   taskq types set sync --max-rps 20
+  taskq hosts                     # circuit breakers: which target hosts are open
   taskq dev                       # run everything locally, as `make run` does
 """,
 )
@@ -62,5 +64,5 @@ def cli(context: click.Context, url: str, api_key: str | None, timeout: float) -
     context.obj = client
 
 
-for command in (submit, status, tasks, cancel, dlq, types, migrate, api, worker, dev):
+for command in (submit, status, tasks, cancel, dlq, types, hosts, migrate, api, worker, dev):
     cli.add_command(command)

@@ -15,6 +15,7 @@ goes on with its other hosts.
 from __future__ import annotations
 
 import functools
+import math
 import random
 import threading
 import time
@@ -63,11 +64,13 @@ class CircuitView:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
-        self._refreshed_at = -float("inf")
+        self._refreshed_at = -math.inf
 
     def hold(self, delivery: Delivery) -> Snoozed | Failed | None:
         """The outcome of a message whose host may not be called now; None: call it."""
         call = delivery.call
+        if self._refreshed_at == -math.inf:
+            self._first_look()
         if call is None or not self._hosts:  # no lock: a stale empty view is a second old
             return None
         host = _host_of(call.url)
@@ -99,6 +102,14 @@ class CircuitView:
     def refresh_if_due(self) -> None:
         if self._clock() - self._refreshed_at >= REFRESH_SECONDS:
             self._replace(self._repository.not_closed())
+
+    def _first_look(self) -> None:
+        """Read the breakers before this process's first call: messages released by a
+        replica that stopped are read at once, before the recorder's first refresh."""
+        try:
+            self.refresh_if_due()
+        except DatabaseError as error:
+            logger.debug("host circuit breakers not read yet: {}", error)
 
     def _probe(self, delivery: Delivery, host: str, now: float) -> Snoozed | Failed | None:
         """The host's cool-down is over: call it if a probe is ours, else wait for the probes."""
