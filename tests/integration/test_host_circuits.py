@@ -6,27 +6,39 @@ with a real database; the cool-down is short so the states move in a test.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
 
 from taskq_core.circuits import BreakerPolicy, CircuitState
-from taskq_core.database import create_pool
+from taskq_core.database import SyncPool, create_pool
 from taskq_core.repository.circuits import CircuitRepository, HostState, HostTally
 from taskq_core.settings import Settings
 from tests.support.api import api_client
 from tests.support.target import wait_until
 
-POLICY = BreakerPolicy(failure_ratio=0.5, min_calls=4, window=60.0, cooldown=0.5, probes=2)
+POLICY = BreakerPolicy(failure_ratio=0.5, min_calls=4, window=60.0, cooldown=1.5, probes=2)
 HOST = "127.0.0.1:8001"
 
 
 @pytest.fixture
-def circuits(settings: Settings) -> Iterator[CircuitRepository]:
-    pool = create_pool(settings, name="test-circuits", max_size=2)
-    pool.open(wait=True)
-    yield CircuitRepository(pool, POLICY)
-    pool.close()
+def pool(settings: Settings) -> Iterator[SyncPool]:
+    opened = create_pool(settings, name="test-circuits", max_size=2)
+    opened.open(wait=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def circuits(pool: SyncPool) -> CircuitRepository:
+    return CircuitRepository(pool, POLICY)
+
+
+@pytest.fixture
+def lasting(pool: SyncPool) -> CircuitRepository:
+    """Breakers that stay open for the whole test, however slow the machine."""
+    return CircuitRepository(pool, dataclasses.replace(POLICY, cooldown=600.0))
 
 
 def states(views: list[HostState]) -> dict[str, CircuitState]:
@@ -46,7 +58,7 @@ def test_a_host_opens_at_the_failure_ratio_once_it_has_enough_calls(
     after = circuits.record({HOST: HostTally(1, 0), "127.0.0.1:8002": HostTally(50, 0)})
     [view] = after
     assert (view.host, view.state) == (HOST, CircuitState.OPEN)
-    assert 0.3 < view.open_for <= POLICY.cooldown
+    assert 0.5 < view.open_for <= POLICY.cooldown
     assert states(circuits.not_closed()) == {HOST: CircuitState.OPEN}
 
 
@@ -84,7 +96,7 @@ def test_a_failed_probe_opens_it_again(circuits: CircuitRepository) -> None:
     wait_until(lambda: circuits.claim_probe(HOST).granted, timeout=5)
     [view] = circuits.record({HOST: HostTally(calls=1, failures=1)})
     assert view.state is CircuitState.OPEN
-    assert view.open_for > 0.3
+    assert view.open_for > 0.5
 
 
 def test_a_probe_lost_with_its_worker_is_handed_out_again_after_the_cool_down(
@@ -97,9 +109,9 @@ def test_a_probe_lost_with_its_worker_is_handed_out_again_after_the_cool_down(
     wait_until(lambda: circuits.claim_probe(HOST).granted, timeout=5)
 
 
-def test_get_hosts_shows_each_breaker(settings: Settings, circuits: CircuitRepository) -> None:
-    circuits.record({"127.0.0.1:8002": HostTally(calls=3, failures=1)})
-    open_host(circuits)
+def test_get_hosts_shows_each_breaker(settings: Settings, lasting: CircuitRepository) -> None:
+    lasting.record({"127.0.0.1:8002": HostTally(calls=3, failures=1)})
+    open_host(lasting)
     with api_client(settings) as client:
         response = client.get("/hosts")
     assert response.status_code == 200, response.text
@@ -121,3 +133,14 @@ def test_get_hosts_shows_each_breaker(settings: Settings, circuits: CircuitRepos
         "last_failure_at",
         "updated_at",
     }
+
+
+def test_the_console_shows_the_hosts_under_the_task_types(
+    settings: Settings, lasting: CircuitRepository
+) -> None:
+    open_host(lasting)
+    with api_client(settings) as client:
+        page = client.get("/ui/types")
+    assert page.status_code == 200, page.text
+    assert f'<tr data-host="{HOST}">' in page.text
+    assert ">open</span>" in page.text

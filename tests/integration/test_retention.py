@@ -13,7 +13,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from taskq_core.circuits import BreakerPolicy
+from taskq_core.database import create_pool
 from taskq_core.ids import new_task_id
+from taskq_core.repository.circuits import CircuitRepository, HostTally
 from taskq_core.repository.retention import RetentionRepository
 from taskq_core.settings import Settings
 from taskq_worker.metrics import WorkerMetrics
@@ -144,6 +147,24 @@ def test_a_round_stops_at_its_time_budget_and_the_next_one_goes_on(
     stopped.close()
     assert (first.statuses, first.complete) == (10, False)
     assert round_of(jobs, settings, batch_rows=10).statuses == 20
+
+
+def test_closed_breakers_of_hosts_not_called_for_the_retention_go(
+    settings: Settings, jobs: list[RetentionJob]
+) -> None:
+    pool = create_pool(settings, name="test-hosts", max_size=1)
+    pool.open(wait=True)
+    try:
+        circuits = CircuitRepository(pool, BreakerPolicy(min_calls=2, cooldown=60.0))
+        circuits.record({"idle:80": HostTally(1, 0), "down:80": HostTally(2, 2)})
+    finally:
+        pool.close()
+    kept = round_of(jobs, settings, status_retention=3600.0)
+    assert kept.hosts == 0
+    wait_until(lambda: round_of(jobs, settings, status_retention=0.05).hosts == 1)
+    with api_client(settings) as client:
+        hosts = client.get("/hosts").json()["hosts"]
+    assert [host["host"] for host in hosts] == ["down:80"]  # an open one stays
 
 
 def test_one_replica_at_a_time(settings: Settings, jobs: list[RetentionJob]) -> None:

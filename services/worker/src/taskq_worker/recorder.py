@@ -93,6 +93,9 @@ class Recorder:
                 self._unwritten = batch
                 self._write(batch)
                 self._unwritten = []
+                if self._circuits is not None:
+                    # After the write, and never a reason to write the batch again.
+                    self._circuits.record(batch)
             elif self._finishing.is_set():
                 return
             elif self._circuits is not None:
@@ -132,8 +135,6 @@ class Recorder:
             else:
                 self._health.mark_up()
                 self._announce_retries(batch)
-                if self._circuits is not None:
-                    self._circuits.record(batch)
                 return
 
     def _record(self, batch: list[Outcome]) -> None:

@@ -46,6 +46,7 @@ class RoundResult:
     statuses: int = 0
     tasks: int = 0
     dead_letters: int = 0
+    hosts: int = 0  # idle hosts' circuit breakers forgotten
     complete: bool = True  # false when the budget ran out with rows left
 
 
@@ -101,6 +102,8 @@ class RetentionJob:
                 result,
                 deadline,
             )
+            # Idle hosts' breakers go with the status rows of their time (one batch a round).
+            result.hosts = self._repository.forget_idle_hosts(before, self._batch_rows)
         if self._policy.dlq_retention is not None and result.complete:
             before = now - timedelta(seconds=self._policy.dlq_retention)
             result.complete = self._drain(

@@ -67,6 +67,14 @@ class RetentionRepository:
                 ).rowcount
         return Deleted(statuses=len(rows), tasks=max(tasks, 0))
 
+    def forget_idle_hosts(self, before: datetime, limit: int) -> int:
+        """Up to `limit` closed host circuit breakers untouched since `before`."""
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                QUERIES["forget_idle_hosts"], {"before": before, "limit": limit}
+            ).rowcount
+        return max(deleted, 0)
+
     def delete_dead_letters(self, before: datetime, limit: int) -> Deleted:
         """Up to `limit` dead letters enqueued before `before`; their status rows forget them."""
         with self._transaction() as conn:

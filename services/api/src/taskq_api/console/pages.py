@@ -50,7 +50,13 @@ class ConsolePages(Controller):
     async def task_types(
         self, request: AnyRequest, operations: Operations, done: Text = None
     ) -> Response[str]:
-        return render(request, "types.html", types=await operations.task_types(), done=done)
+        return render(
+            request,
+            "types.html",
+            types=await operations.task_types(),
+            hosts=await operations.hosts(),
+            done=done,
+        )
 
     @get("/tasks")
     async def tasks(

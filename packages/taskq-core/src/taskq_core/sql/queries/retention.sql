@@ -33,3 +33,15 @@ RETURNING s.task_id;
 DELETE FROM taskq.tasks AS t
 WHERE t.task_id = ANY(%(task_ids)s::uuid[])
   AND NOT EXISTS (SELECT 1 FROM taskq.task_status AS s WHERE s.task_id = t.task_id);
+
+-- name: forget_idle_hosts
+-- Closed circuit breakers of hosts no call reached since `before` (hosts come
+-- from whatever URLs tasks name, so the table would otherwise only grow). A
+-- host called again simply starts a new row.
+DELETE FROM taskq.host_circuits
+WHERE host IN (
+    SELECT host FROM taskq.host_circuits
+    WHERE state = 'closed' AND updated_at < %(before)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+);
