@@ -29,6 +29,7 @@ from taskq_core.circuits import BreakerPolicy, CircuitState, counts_as, host_key
 from taskq_core.deliveries import Delivery, Failed, Outcome, Snoozed
 from taskq_core.errors import DatabaseError
 from taskq_core.repository.circuits import CircuitRepository, HostState, HostTally
+from taskq_core.status import TaskStatus
 
 REFRESH_SECONDS = 1.0  # an idle recorder re-reads the breakers this often
 # While other workers' probes run, this process's messages for the host wait
@@ -68,12 +69,7 @@ class CircuitView:
 
     def hold(self, delivery: Delivery) -> Snoozed | Failed | None:
         """The outcome of a message whose host may not be called now; None: call it."""
-        call = delivery.call
-        if self._refreshed_at == -math.inf:
-            self._first_look()
-        if call is None or not self._hosts:  # no lock: a stale empty view is a second old
-            return None
-        host = _host_of(call.url)
+        host = self._watched_host(delivery)
         if host is None:
             return None
         now = self._clock()
@@ -86,6 +82,16 @@ class CircuitView:
             if now < entry.recheck_at:
                 return self._snooze(delivery, host, entry.recheck_at - now)
         return self._probe(delivery, host, now)
+
+    def _watched_host(self, delivery: Delivery) -> str | None:
+        """The host of a message that is to be called, if the view holds any host at all."""
+        if delivery.status is not TaskStatus.PENDING or delivery.call is None:
+            return None  # dropped or failed without a call, never snoozed
+        if self._refreshed_at == -math.inf:
+            self._first_look()
+        if not self._hosts:  # no lock: a stale empty view is at most a second old
+            return None
+        return _host_of(delivery.call.url)
 
     def record(self, batch: Sequence[Outcome]) -> None:
         """The recorder wrote `batch`: add its calls to the breakers and refresh the view."""

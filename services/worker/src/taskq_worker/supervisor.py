@@ -274,8 +274,7 @@ class Supervisor:
                 self._leases.drop(delivery.lease_id)  # its slot frees when the lease expires
                 self.metrics.expired(delivery.task_type)
                 continue
-            held = self.circuits.hold(delivery) if self.circuits is not None else None
-            outcome = held or self._deliver(delivery, rng)
+            outcome = self._deliver(delivery, rng)
             self._leases.drop(delivery.lease_id)  # the recorder releases it with the outcome
             finished = delivery
             self._recorder.submit(outcome)
@@ -293,7 +292,9 @@ class Supervisor:
     def _deliver(self, delivery: Delivery, rng: random.Random) -> Outcome:
         started = time.perf_counter()
         try:
-            return deliver(delivery, self._session, self._defaults, rng)
+            # A message whose host's circuit breaker is open waits instead.
+            held = self.circuits.hold(delivery) if self.circuits is not None else None
+            return held or deliver(delivery, self._session, self._defaults, rng)
         except Exception as error:
             # taskq failed on this message, not the target: it spends an attempt
             # like any other failure and ends in the DLQ (design decision 8).
