@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from litestar import Litestar
@@ -225,7 +226,8 @@ def test_one_process_failures_open_the_host_for_another_process(
         assert connections_by_a >= 5
 
         log_b = tmp_path / "worker-b.log"
-        worker_b = start_worker(settings, log_b, **env)
+        metrics_port = free_port()
+        worker_b = start_worker(settings, log_b, METRICS_PORT=metrics_port, **env)
         try:
             # Worker B read the breakers (it logs each host it finds open) ...
             wait_until(lambda: "circuit breaker open" in log_b.read_text(), timeout=30)
@@ -237,6 +239,18 @@ def test_one_process_failures_open_the_host_for_another_process(
                 return all(row["snoozes"] >= 1 for row in rows)
 
             wait_until(all_snoozed, timeout=30)
+
+            # The state is a metric too (refreshed every few seconds by one replica).
+            def scraped() -> str:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    return ""
+
+            open_series = f'taskq_host_circuit_state{{host="{host}"}} 2.0'
+            wait_until(lambda: open_series in scraped(), timeout=30)
+            held = 'taskq_worker_deliveries_total{outcome="circuit_open",task_type="late"}'
+            assert held in scraped()
         finally:
             assert stop(worker_b) == 0
     assert resetting_host.connections == connections_by_a
