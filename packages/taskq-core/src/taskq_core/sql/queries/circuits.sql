@@ -22,7 +22,8 @@ SELECT host,
        CASE WHEN state = 'open' AND open_until <= clock_timestamp() THEN 'half_open'
             ELSE state END AS state,
        calls, failures, times_opened,
-       CASE WHEN state = 'open' THEN open_until END AS opens_until,
+       CASE WHEN state = 'open' AND open_until > clock_timestamp() THEN open_until END
+           AS opens_until,
        last_failure_at, updated_at
 FROM taskq.host_circuits
 ORDER BY state = 'closed', host
