@@ -229,9 +229,10 @@ def test_one_process_failures_open_the_host_for_another_process(
         metrics_port = free_port()
         worker_b = start_worker(settings, log_b, METRICS_PORT=metrics_port, **env)
         try:
-            # Worker B read the breakers (it logs each host it finds open) ...
-            wait_until(lambda: "circuit breaker open" in log_b.read_text(), timeout=30)
+            wait_until(lambda: "worker started" in log_b.read_text(), timeout=30)
             late = submit_many(client, "late", resetting_host.url, 20)
+            # Worker B reads the breakers before its first call (and logs each open host) ...
+            wait_until(lambda: "circuit breaker open" in log_b.read_text(), timeout=30)
 
             # ... and snoozes the host's new messages without calling it once.
             def all_snoozed() -> bool:

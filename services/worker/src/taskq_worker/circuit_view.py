@@ -2,8 +2,9 @@
 
 The breakers live in PostgreSQL (taskq_core.repository.circuits), shared by
 every replica. Each process keeps the hosts that are not closed in memory,
-refreshed by the recorder with every outcome write (the same statement) and
-at least once a second when idle, so checking a message costs no round trip.
+refreshed by the recorder with every outcome write (the same statement), and
+re-read before a call when it is older than a second (after an idle spell: an
+idle worker reads nothing), so checking a message rarely costs a round trip.
 Only a host past its cool-down costs one: a probe is claimed in the database
 (BREAKER_PROBES at a time across every worker).
 
@@ -31,7 +32,7 @@ from taskq_core.errors import DatabaseError
 from taskq_core.repository.circuits import CircuitRepository, HostState, HostTally
 from taskq_core.status import TaskStatus
 
-REFRESH_SECONDS = 1.0  # an idle recorder re-reads the breakers this often
+REFRESH_SECONDS = 1.0  # a view older than this is re-read before a call
 # While other workers' probes run, this process's messages for the host wait
 # this long before asking again (at most the cool-down).
 PROBE_WAIT_SECONDS = 2.0
@@ -64,6 +65,7 @@ class CircuitView:
         self._clock = clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._hosts: dict[str, _Host] = {}
         self._refreshed_at = -math.inf
 
@@ -87,8 +89,8 @@ class CircuitView:
         """The host of a message that is to be called, if the view holds any host at all."""
         if delivery.status is not TaskStatus.PENDING or delivery.call is None:
             return None  # dropped or failed without a call, never snoozed
-        if self._refreshed_at == -math.inf:
-            self._first_look()
+        if self._clock() - self._refreshed_at >= REFRESH_SECONDS:
+            self._look_again()
         if not self._hosts:  # no lock: a stale empty view is at most a second old
             return None
         return _host_of(delivery.call.url)
@@ -109,13 +111,20 @@ class CircuitView:
         if self._clock() - self._refreshed_at >= REFRESH_SECONDS:
             self._replace(self._repository.not_closed())
 
-    def _first_look(self) -> None:
-        """Read the breakers before this process's first call: messages released by a
-        replica that stopped are read at once, before the recorder's first refresh."""
-        try:
-            self.refresh_if_due()
-        except DatabaseError as error:
-            logger.debug("host circuit breakers not read yet: {}", error)
+    def _look_again(self) -> None:
+        """Re-read a view older than REFRESH_SECONDS before a call (after an idle spell,
+        or this process's first call); one thread reads, the others wait for it.
+
+        Busy, the recorder's writes keep the view fresh; idle, nothing is read at all.
+        """
+        with self._refreshing:
+            try:
+                self.refresh_if_due()
+            except DatabaseError as error:
+                # Keep the view for another second rather than make every call wait
+                # for a database that is away.
+                self._refreshed_at = self._clock()
+                logger.debug("host circuit breakers not re-read: {}", error)
 
     def _probe(self, delivery: Delivery, host: str, now: float) -> Snoozed | Failed | None:
         """The host's cool-down is over: call it if a probe is ours, else wait for the probes."""

@@ -98,8 +98,6 @@ class Recorder:
                     self._circuits.record(batch)
             elif self._finishing.is_set():
                 return
-            elif self._circuits is not None:
-                self._refresh_circuits()
 
     def _collect(self) -> list[Outcome]:
         try:
@@ -191,14 +189,6 @@ class Recorder:
             task_type,
             error.message,
         )
-
-    def _refresh_circuits(self) -> None:
-        """Idle: keep the breakers' view fresh (other replicas may open or close hosts)."""
-        assert self._circuits is not None
-        try:
-            self._circuits.refresh_if_due()
-        except DatabaseError as error:
-            logger.debug("host circuit breakers not refreshed: {}", error)
 
     def _announce_retries(self, batch: list[Outcome]) -> None:
         """Tell the fetcher when the retries just written come due, so it reads them on time.
