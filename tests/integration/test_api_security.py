@@ -48,6 +48,7 @@ GUARDED_ROUTES = [
     ("POST", "/task-types/sync/resume"),
     ("GET", "/dlq"),
     ("POST", "/dlq/purge"),
+    ("GET", "/hosts"),
     ("GET", "/metrics"),
     ("GET", "/schema/openapi.json"),
     ("GET", "/schema/swagger"),
