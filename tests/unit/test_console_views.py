@@ -18,6 +18,7 @@ def figures(task_type: str, max_rps: float | None, effective_rps: float) -> Task
         task_type=task_type, max_rps=max_rps, paused=False, created_at=NOW, updated_at=NOW,
         backlog=0, visible=0, in_flight=0, retrying=0, oldest_age_seconds=0, dlq_depth=0,
         effective_rps=effective_rps, allowed_rps=max_rps, adaptive=False,
+        signed=False,
     )  # fmt: skip
 
 

@@ -80,6 +80,7 @@ class TaskTypeFigures(msgspec.Struct, frozen=True, omit_defaults=True):
     # rate); null when unlimited. Always shown, as is `adaptive`.
     allowed_rps: float | None
     adaptive: bool
+    signed: bool  # calls carry X-Taskq-Signature
     max_retries: int | None = None
     retry_delay: int | None = None
     retry_max_delay: int | None = None
@@ -88,7 +89,6 @@ class TaskTypeFigures(msgspec.Struct, frozen=True, omit_defaults=True):
     headers: dict[str, str] | None = None
     max_concurrency: int | None = None
     snoozed_until: datetime | None = None
-    signed: bool | None = None  # always set, as in TaskTypeView
     min_rps: float | None = None
     paced_until: datetime | None = None
 

@@ -247,7 +247,7 @@ class _FiguresRow:
             headers=view.headers,
             max_concurrency=view.max_concurrency,
             snoozed_until=view.snoozed_until,
-            signed=view.signed,
+            signed=self.signed,
             min_rps=view.min_rps,
             paced_until=view.paced_until,
             backlog=self.backlog,
