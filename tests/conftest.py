@@ -6,20 +6,14 @@ import logging
 import socket
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from loguru import logger
 
 from taskq_core.settings import Settings
-from tests.support.databases import (
-    DLQ,
-    create_database,
-    create_template,
-    drop_database,
-    server_dsn,
-)
+from tests.support.database_supply import DatabaseSupply
+from tests.support.databases import DLQ, create_template, drop_database, server_dsn
 from tests.support.loopback_only import guarded
 from tests.support.target import Target
 
@@ -37,13 +31,19 @@ def template_database(pg_admin_dsn: str) -> Iterator[str]:
     drop_database(pg_admin_dsn, name)
 
 
+@pytest.fixture(scope="session")
+def database_supply(pg_admin_dsn: str, template_database: str) -> Iterator[DatabaseSupply]:
+    supply = DatabaseSupply(pg_admin_dsn, template_database)
+    yield supply
+    supply.close()
+
+
 @pytest.fixture
-def db_dsn(pg_admin_dsn: str, template_database: str) -> Iterator[str]:
+def db_dsn(database_supply: DatabaseSupply) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"taskq_t_{uuid.uuid4().hex[:12]}"
-    dsn = create_database(pg_admin_dsn, name, template=template_database)
+    name, dsn = database_supply.take()
     yield dsn
-    drop_database(pg_admin_dsn, name)
+    database_supply.give_back(name)
 
 
 @pytest.fixture
