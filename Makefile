@@ -44,8 +44,13 @@ run-worker: install ## Start one worker replica against POSTGRES_DSN (run again 
 migrate: install ## Install PGMQ and taskq's schema into POSTGRES_DSN (idempotent)
 	$(BIN)/taskq-migrate
 
+# Parallel by default: most tests wait on PostgreSQL, processes or sockets, not the CPU.
+# Each xdist worker has its own template and databases; `make test TEST_WORKERS=0` runs
+# serially. Tests that must not share a worker with another group use xdist_group.
+TEST_WORKERS ?= auto
+
 test: install ## Run the whole test suite (needs a PostgreSQL: TASKQ_TEST_DSN, Docker, or the embedded one)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Every found version runs even after one fails (a flake on one hides nothing on the
 # others); skipped versions are named first, so that on success pytest's closing line

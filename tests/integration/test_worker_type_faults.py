@@ -28,7 +28,9 @@ def test_outcomes_of_a_type_whose_queue_vanished_mid_call_are_dropped_not_the_pr
                 client,
                 {"task_type": "vanishing", "url": f"{target.url}/slow", "payloads": [{"data": 1}]},
             )
-        with running_worker(settings, timeout=1.0) as worker:
+        # A short visibility timeout: the message is then hidden only as long as its
+        # call may take (longest_call + LONG_CALL_MARGIN, ~12 s), not the default 30 s.
+        with running_worker(settings, timeout=1.0, visibility_timeout=5.0) as worker:
             wait_until(lambda: target.count() >= 1, timeout=10)
             table = faults.queue_table("vanishing")
             faults.run(dsn, "fault_rename_table", old=table, new=f"{table}_away")
