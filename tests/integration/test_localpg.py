@@ -21,7 +21,9 @@ import pytest
 from taskq_core.migrate import migrate
 from taskq_dev.localpg import SYSTEM_USER, LocalPostgres, LocalPostgresError
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs every test that starts a server on the preferred port (54329),
+# so that none takes the port another expects to get back.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localpg-port")]
 
 
 @pytest.fixture
