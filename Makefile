@@ -46,11 +46,12 @@ migrate: install ## Install PGMQ and taskq's schema into POSTGRES_DSN (idempoten
 
 # Parallel by default: most tests wait on PostgreSQL, processes or sockets, not the CPU.
 # Each xdist worker has its own template and databases; `make test TEST_WORKERS=0` runs
-# serially. Tests that must not share a worker with another group use xdist_group.
+# in one process. Tests marked `serial` run afterwards, alone.
 TEST_WORKERS ?= auto
 
 test: install ## Run the whole test suite (needs a PostgreSQL: TASKQ_TEST_DSN, Docker, or the embedded one)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(BIN)/pytest -m serial
 
 # Every found version runs even after one fails (a flake on one hides nothing on the
 # others); skipped versions are named first, so that on success pytest's closing line

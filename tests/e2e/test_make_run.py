@@ -234,7 +234,7 @@ def test_make_run_stops_the_api_when_the_worker_dies(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("localpg-port")  # its server takes the preferred port: test_localpg.py
+@pytest.mark.serial  # its server takes the preferred port 54329: see test_localpg.py
 def test_make_run_without_postgres_dsn_runs_and_stops_its_own_postgresql(
     tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
