@@ -8,7 +8,9 @@ project never imports them.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,14 +72,26 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         ctx.progress.step(f"{name}: could not queue the jobs ({error})")
         return None
+    children_before = _reaped_children_cpu()
+    started = time.monotonic()
     consumer = subprocess.Popen(
         [*base, "consume", "--dsn", dsn, "--url", ctx.fast.url, "--count", str(count)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
     )
     meter = CpuMeter([consumer.pid], target=ctx.fast.proc.pid)
-    output, _ = consumer.communicate(timeout=max(120.0, count / 20))
+    # Read while the consumer runs: once it exits, neither its own CPU nor that of
+    # its PostgreSQL backends can be read from /proc any more (both showed 0).
     shares = meter.shares()
+    deadline = started + max(120.0, count / 20)
+    while consumer.poll() is None and time.monotonic() < deadline:
+        shares = meter.shares()
+        time.sleep(0.2)
+    output, _ = consumer.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    # The consumer's own CPU, whole life, from the kernel's account of reaped children.
+    shares["watched_cores"] = (_reaped_children_cpu() - children_before) / (
+        time.monotonic() - started
+    )
     if consumer.returncode != 0:
         ctx.progress.step(f"{name}: failed (status {consumer.returncode})")
         return None
@@ -100,3 +114,8 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
         f"target {per_thousand['target_cpu_s']:.3f}",
     )
     return PeerResult(rate, per_thousand)
+
+
+def _reaped_children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
