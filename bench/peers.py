@@ -89,17 +89,16 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
         time.sleep(0.2)
     output, _ = consumer.communicate(timeout=max(1.0, deadline - time.monotonic()))
     # The consumer's own CPU, whole life, from the kernel's account of reaped children.
-    shares["watched_cores"] = (_reaped_children_cpu() - children_before) / (
-        time.monotonic() - started
-    )
+    consumer_cpu = _reaped_children_cpu() - children_before
     if consumer.returncode != 0:
         ctx.progress.step(f"{name}: failed (status {consumer.returncode})")
         return None
     rate = float(json.loads(output)["rate"])
+    # CPU-seconds per 1,000 jobs, as bench.scenarios.cpu_per_thousand counts taskq's.
     per_thousand = {
-        "worker_cpu_s": 1000 * shares["watched_cores"] / rate,
-        "postgres_cpu_s": 1000 * shares["postgres_cores"] / rate,
-        "target_cpu_s": 1000 * shares["target_cores"] / rate,
+        "worker_cpu_s": 1000 * consumer_cpu / count,
+        "postgres_cpu_s": 1000 * shares["postgres_cores"] * shares["wall_seconds"] / count,
+        "target_cpu_s": 1000 * shares["target_cores"] * shares["wall_seconds"] / count,
     }
     ctx.cache[name] = rate
     for key, value in per_thousand.items():

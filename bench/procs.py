@@ -327,6 +327,7 @@ class CpuMeter:
             / wall,
             "postgres_cores": _cpu_since(self._postgres, _postgres_cpu_by_pid()) / wall,
             "machine_cores": (busy - self._machine_busy) / wall,
+            "wall_seconds": wall,
             "target_cores": (
                 (_tree_cpu_seconds(self._target) - self._target_cpu) / wall
                 if self._target is not None

@@ -469,7 +469,7 @@ def scenario_fast(ctx: Context) -> None:
             target=f">= {variant.minimum_vs_bare}x bare loop" if variant.minimum_vs_bare else "",
             check=ratio_at_least(variant.minimum_vs_bare) if variant.minimum_vs_bare else None,
             note=runs + cpu_note(shares),
-            extra={**shares, **cpu_per_thousand(shares, rate)},
+            extra={**shares, **cpu_per_thousand(shares, count)},
         )
         ctx.record(
             "fast target",
@@ -505,7 +505,7 @@ def scenario_fast(ctx: Context) -> None:
             check=ratio_at_least(1.1),
         )
         for variant in FAST_VARIANTS:
-            ours = cpu_per_thousand(cpu[variant.key], median_or_none(rates[variant.key]))
+            ours = cpu_per_thousand(cpu[variant.key], count)
             theirs = peer.cpu_per_thousand
             if ours and theirs:
                 ctx.record(
@@ -524,14 +524,19 @@ def scenario_fast(ctx: Context) -> None:
                 )
 
 
-def cpu_per_thousand(shares: dict[str, float], rate: float | None) -> dict[str, float]:
-    """CPU-seconds per 1,000 deliveries from the cores used during a drain at `rate` calls/s."""
-    if not shares or not rate:
+def cpu_per_thousand(shares: dict[str, float], count: int) -> dict[str, float]:
+    """CPU-seconds per 1,000 deliveries: what was used while `count` were delivered.
+
+    From the CPU-seconds themselves, not cores over a rate: the meter's interval
+    (start-up, the done poll) is longer than the drain the rate is taken from.
+    """
+    if not shares or not count:
         return {}
+    seconds = shares["wall_seconds"]
     return {
-        "worker_cpu_s": 1000 * shares["watched_cores"] / rate,
-        "postgres_cpu_s": 1000 * shares["postgres_cores"] / rate,
-        "target_cpu_s": 1000 * shares.get("target_cores", 0.0) / rate,
+        "worker_cpu_s": 1000 * shares["watched_cores"] * seconds / count,
+        "postgres_cpu_s": 1000 * shares["postgres_cores"] * seconds / count,
+        "target_cpu_s": 1000 * shares.get("target_cores", 0.0) * seconds / count,
     }
 
 
