@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -18,12 +19,14 @@ pytestmark = pytest.mark.serial
 
 
 @pytest.fixture
-def repository(db_dsn: str) -> WorkerRepository:
+def repository(db_dsn: str) -> Iterator[WorkerRepository]:
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute(QUERIES["register_task_type"], {"task_type": "t", "queue": "tq_t"})
         conn.execute(QUERIES["configure_rate"], {"task_type": "t", "max_rps": 100.0})
-    pool = ConnectionPool(db_dsn, min_size=1, max_size=2, open=True)
-    return WorkerRepository(pool, dlq_queue_name=DLQ)
+    # Closed here: a pool left to the garbage collector warns from __del__ in
+    # whichever later test the collection happens to run, and pytest fails that test.
+    with ConnectionPool(db_dsn, min_size=1, max_size=2, open=True) as pool:
+        yield WorkerRepository(pool, dlq_queue_name=DLQ)
 
 
 def test_unlimited_type_has_no_bucket(repository: WorkerRepository) -> None:
