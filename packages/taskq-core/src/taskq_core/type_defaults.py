@@ -36,14 +36,14 @@ def defaults_from(body: TaskTypeConfigure) -> DeliveryDefaults:
     )
 
 
-def check_rate_shaping(body: TaskTypeConfigure) -> None:
+def check_rate_shaping(*, adaptive: bool, max_rps: float | None, min_rps: float | None) -> None:
     """adaptive moves the rate between min_rps and max_rps: both bounds must make sense."""
-    if body.adaptive and body.max_rps is None:
+    if adaptive and max_rps is None:
         raise InvalidFieldError("adaptive", "needs max_rps: the adaptive rate climbs back to it")
-    if body.min_rps is not None:
-        if not body.adaptive:
+    if min_rps is not None:
+        if not adaptive:
             raise InvalidFieldError("min_rps", "applies only with adaptive: true")
-        if body.max_rps is not None and body.min_rps > body.max_rps:
+        if max_rps is not None and min_rps > max_rps:
             raise InvalidFieldError("min_rps", "must not exceed max_rps")
 
 

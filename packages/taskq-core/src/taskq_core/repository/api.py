@@ -42,7 +42,7 @@ from taskq_core.repository.idempotency import claim_key, record_answer, stored_a
 from taskq_core.repository.pooled import pooled_connection
 from taskq_core.secret_box import SecretBox
 from taskq_core.status import TaskStatus
-from taskq_core.type_defaults import encode_defaults, task_type_view
+from taskq_core.type_defaults import check_rate_shaping, encode_defaults, task_type_view
 
 _NO_DEFAULTS = DeliveryDefaults()
 DEFAULT_MAX_TASK_TYPES = 1000
@@ -288,6 +288,28 @@ class ApiRepository:
             view = await view_cursor.fetchone()
         assert view is not None  # written in this transaction
         return view
+
+    async def set_max_rps(self, task_type: str, max_rps: float | None) -> TaskTypeView:
+        """Change a type's rate limit and nothing else (a new type gets only that).
+
+        An operator lowering a rate from the console must not also switch off the
+        adaptive rate or wipe the type's delivery defaults, as a full configure would.
+        """
+        params = {"task_type": task_type, "max_rps": max_rps}
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(QUERIES["set_max_rps"], params)
+            row = await cursor.fetchone()
+            if row is not None:
+                adaptive, min_rps = row
+                check_rate_shaping(adaptive=adaptive, max_rps=max_rps, min_rps=min_rps)
+                await conn.execute(QUERIES["configure_rate"], params)
+                await conn.execute(QUERIES["configure_adaptive"], {"task_type": task_type})
+                view_cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
+                await view_cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
+                view = await view_cursor.fetchone()
+                assert view is not None  # updated in this transaction
+                return view
+        return await self.configure_task_type(task_type, max_rps)
 
     def _seal(self, task_type: str, secrets: list[str] | None) -> bytes | None:
         """The secrets sealed for storage; None for none (or unchanged)."""

@@ -105,7 +105,7 @@ class ConsoleActions(Controller):
     async def set_rate(self, request: AnyRequest, repository: Repository) -> Response[Any]:
         form = await checked_form(request)
         task_type, max_rps = _task_type(form), _max_rps(form)
-        await repository.configure_task_type(task_type, max_rps)
+        await repository.set_max_rps(task_type, max_rps)
         limit = "unlimited" if max_rps is None else f"{max_rps:g} rps"
         return _back("/types", done=f"{task_type}: rate limit set to {limit}")
 

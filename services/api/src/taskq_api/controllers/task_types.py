@@ -43,7 +43,7 @@ class TaskTypesController(Controller):
         self, data: JSONBody[TaskTypeConfigure], repository: Repository
     ) -> TaskTypeView:
         defaults = defaults_from(data)
-        check_rate_shaping(data)
+        check_rate_shaping(adaptive=data.adaptive, max_rps=data.max_rps, min_rps=data.min_rps)
         return await repository.configure_task_type(
             data.task_type,
             data.max_rps,

@@ -115,6 +115,14 @@ UPDATE taskq.task_types
 SET signing_secrets = %(sealed)s, updated_at = now()
 WHERE task_type = %(task_type)s;
 
+-- name: set_max_rps
+-- The rate limit alone (the console's rate form): delivery defaults, concurrency,
+-- the adaptive setting and signing secrets stay. No row: the type does not exist.
+UPDATE taskq.task_types
+SET max_rps = %(max_rps)s, rps_explicit = true, updated_at = now()
+WHERE task_type = %(task_type)s
+RETURNING adaptive, min_rps;
+
 -- name: configure_rate
 SELECT taskq.configure_rate(%(task_type)s, %(max_rps)s);
 
