@@ -234,6 +234,18 @@ def test_api_keys_from_the_environment_never_show(settings: Settings, tmp_path: 
         assert json.loads(shown.stdout)["max_rps"] == 5.0
 
 
+def test_types_set_changes_the_rate_alone(api: str) -> None:
+    shaped = {"task_type": "shaped", "max_rps": 50, "adaptive": True, "max_retries": 9}
+    assert httpx.post(f"{api}/task-types", json=shaped).status_code == 200
+    changed = taskq(api, "types", "set", "shaped", "--max-rps", "20", "--json")
+    assert changed.returncode == 0, changed.stderr
+    view = json.loads(changed.stdout)
+    assert (view["max_rps"], view["adaptive"], view["max_retries"]) == (20, True, 9)
+    refused = taskq(api, "types", "set", "shaped", "--unlimited")  # adaptive needs a rate
+    assert refused.returncode == 1
+    assert "adaptive" in refused.stderr
+
+
 def test_types_and_dlq_reprocess(api: str, db_dsn: str) -> None:
     assert taskq(api, "types", "set", "sync", "--max-rps", "2.5").returncode == 0
     shown = taskq(api, "types", "get", "sync")

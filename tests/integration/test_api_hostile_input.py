@@ -235,6 +235,17 @@ def nested(depth: int) -> str:
         ("/task-types", nested(5000), (None, "nested")),
         ("/dlq/reprocess", '{"task_id": ' + nested(5000) + "}", (None, "nested")),
         ("/tasks", with_fields(task_type="partner/sync"), ("task_type", "must not contain '/'")),
+        ("/task-types", '{"task_type": "t", "max_rps": 1e400}', ("max_rps", "out of range")),
+        (
+            "/tasks",
+            with_fields(payloads=[{"data": 1}, {"data": {"x": [1, "1e999"]}}]).replace(
+                '"1e999"', "-1.5E+999"
+            ),
+            ("payloads[1].data.x[1]", "out of range"),
+        ),
+        ("/tasks", with_fields(max_rps="HUGE").replace('"HUGE"', "1e400"), ("max_rps", "range")),
+        ("/dlq/reprocess", '{"task_type": "t", "max_rps": 2e308}', ("max_rps", "out of range")),
+        ("/tasks", '{"a": NaN, "b": 1e400}', (None, "malformed")),
         ("/task-types", json.dumps({"task_type": "a/b"}), ("task_type", "must not contain '/'")),
         ("/task-types", json.dumps({"task_type": ".."}), ("task_type", "must not contain '/'")),
     ],

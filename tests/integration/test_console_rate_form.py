@@ -76,3 +76,28 @@ def test_an_unknown_type_is_created_with_the_rate_alone(console: TestClient[Lite
     )
     view = console.get("/task-types/fresh", headers=AUTH).json()
     assert (view["max_rps"], view["adaptive"], view.get("max_concurrency")) == (3, False, None)
+
+
+def test_the_api_patch_changes_the_rate_alone_and_refuses_other_fields(
+    console: TestClient[Litestar],
+) -> None:
+    configure(console, max_rps=50, adaptive=True, max_concurrency=4)
+    reply = console.patch("/task-types/shaped", json={"max_rps": 10}, headers=AUTH)
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["max_rps"], reply.json()["adaptive"]) == (10, True)
+    assert reply.json()["max_concurrency"] == 4
+    for body, field in (
+        ('{"max_rps": null}', "adaptive"),
+        ('{"max_rps": 0}', "max_rps"),
+        ('{"max_rps": 1e400}', "max_rps"),
+        ('{"adaptive": false, "max_rps": 1}', "adaptive"),
+        ("{}", "max_rps"),
+    ):
+        headers = {**AUTH, "Content-Type": "application/json"}
+        refused = console.patch("/task-types/shaped", content=body, headers=headers)
+        assert refused.status_code == 400, (body, refused.text)
+        assert field in refused.text, (body, refused.text)
+    for missing in ("never-seen", "nul%00type"):
+        gone = console.patch(f"/task-types/{missing}", json={"max_rps": 1}, headers=AUTH)
+        assert gone.status_code == 404, gone.text
+    assert console.get("/task-types/shaped", headers=AUTH).json()["max_rps"] == 10

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-from taskq_core.models import MessageIds, TaskTypeName
+from taskq_core.models import MaxRps, MessageIds, TaskTypeName
 
 
 class StatusCounts(msgspec.Struct, frozen=True):
@@ -97,6 +97,12 @@ class TaskTypeList(msgspec.Struct, frozen=True):
     """Reply to GET /task-types, ordered by name."""
 
     task_types: list[TaskTypeFigures]
+
+
+class TaskTypeRate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of PATCH /task-types/{task_type}: the rate limit alone (null: unlimited)."""
+
+    max_rps: MaxRps | None
 
 
 class TaskTypePause(msgspec.Struct, frozen=True):

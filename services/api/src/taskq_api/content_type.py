@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from taskq_api.json_depth import check_depth
+from taskq_api.json_numbers import check_numbers
 
 JSON = "application/json"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -24,7 +25,7 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
     """`before_request` hook: 415 unless a body-carrying request says it is UTF-8 JSON.
 
     A JSON body is then refused (400) when it nests deeper than any Python's decoder
-    can be relied on to handle alike.
+    can be relied on to handle alike, or holds a number no float can hold.
     """
     if request.method not in _BODY_METHODS:
         return
@@ -38,4 +39,6 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"the request body must be sent as Content-Type: {JSON} (got {got})",
         )
-    check_depth(await request.body())
+    body = await request.body()
+    check_depth(body)
+    check_numbers(body)

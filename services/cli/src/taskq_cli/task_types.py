@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from taskq_cli.client import ApiClient, Route
+from taskq_cli.client import ApiClient, ApiError, Route
 from taskq_cli.commands import json_option
 from taskq_cli.output import list_in, print_json, stdout, table
 
 LIST_TYPES = Route("GET", "/task-types")
 GET_TYPE = Route("GET", "/task-types/{task_type}")
 CONFIGURE_TYPE = Route("POST", "/task-types")
+SET_TYPE_RATE = Route("PATCH", "/task-types/{task_type}")
 PAUSE_TYPE = Route("POST", "/task-types/{task_type}/pause")
 RESUME_TYPE = Route("POST", "/task-types/{task_type}/resume")
 
@@ -70,10 +71,19 @@ Examples:
 def set_type(
     client: ApiClient, task_type: str, max_rps: float | None, unlimited: bool, as_json: bool
 ) -> None:
-    """Set TASK_TYPE's global rate limit (the sum over all workers)."""
+    """Set TASK_TYPE's global rate limit (the sum over all workers).
+
+    Only the limit changes: the type's delivery defaults, max_concurrency and
+    adaptive setting stay. A type not seen before is created with the limit alone.
+    """
     if (max_rps is None) == (not unlimited):
         raise click.UsageError("give exactly one of --max-rps N or --unlimited")
-    reply = client.call(CONFIGURE_TYPE, json={"task_type": task_type, "max_rps": max_rps})
+    try:
+        reply = client.call(SET_TYPE_RATE, json={"max_rps": max_rps}, task_type=task_type)
+    except ApiError as error:
+        if error.status_code != 404:
+            raise
+        reply = client.call(CONFIGURE_TYPE, json={"task_type": task_type, "max_rps": max_rps})
     if as_json:
         print_json(reply)
     else:

@@ -290,26 +290,27 @@ class ApiRepository:
         return view
 
     async def set_max_rps(self, task_type: str, max_rps: float | None) -> TaskTypeView:
-        """Change a type's rate limit and nothing else (a new type gets only that).
+        """Change a type's rate limit and nothing else; NotFoundError for an unknown type.
 
-        An operator lowering a rate from the console must not also switch off the
-        adaptive rate or wipe the type's delivery defaults, as a full configure would.
+        An operator lowering a rate must not also switch off the adaptive rate or
+        wipe the type's delivery defaults, as a full configure would.
         """
+        _refuse_nul(task_type)
         params = {"task_type": task_type, "max_rps": max_rps}
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(QUERIES["set_max_rps"], params)
             row = await cursor.fetchone()
-            if row is not None:
-                adaptive, min_rps = row
-                check_rate_shaping(adaptive=adaptive, max_rps=max_rps, min_rps=min_rps)
-                await conn.execute(QUERIES["configure_rate"], params)
-                await conn.execute(QUERIES["configure_adaptive"], {"task_type": task_type})
-                view_cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
-                await view_cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
-                view = await view_cursor.fetchone()
-                assert view is not None  # updated in this transaction
-                return view
-        return await self.configure_task_type(task_type, max_rps)
+            if row is None:
+                raise NotFoundError("task type", task_type)
+            adaptive, min_rps = row
+            check_rate_shaping(adaptive=adaptive, max_rps=max_rps, min_rps=min_rps)
+            await conn.execute(QUERIES["configure_rate"], params)
+            await conn.execute(QUERIES["configure_adaptive"], {"task_type": task_type})
+            view_cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
+            await view_cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
+            view = await view_cursor.fetchone()
+        assert view is not None  # updated in this transaction
+        return view
 
     def _seal(self, task_type: str, secrets: list[str] | None) -> bytes | None:
         """The secrets sealed for storage; None for none (or unchanged)."""
@@ -326,9 +327,7 @@ class ApiRepository:
 
     async def get_task_type(self, task_type: str) -> TaskTypeView:
         """A type's configuration; NotFoundError when it was never submitted nor configured."""
-        if "\x00" in task_type:
-            # PostgreSQL text cannot hold NUL, so no such type can exist (nor be queried).
-            raise NotFoundError("task type", task_type.replace("\x00", "\\x00"))
+        _refuse_nul(task_type)
         async with self._connection() as conn:
             cursor = conn.cursor(row_factory=kwargs_row(task_type_view))
             await cursor.execute(QUERIES["get_task_type"], {"task_type": task_type})
@@ -336,6 +335,12 @@ class ApiRepository:
         if view is None:
             raise NotFoundError("task type", task_type)
         return view
+
+
+def _refuse_nul(task_type: str) -> None:
+    """PostgreSQL text cannot hold NUL, so no such type can exist (nor be queried)."""
+    if "\x00" in task_type:
+        raise NotFoundError("task type", task_type.replace("\x00", "\\x00"))
 
 
 def _message_status(

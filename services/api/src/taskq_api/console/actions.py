@@ -18,7 +18,7 @@ from litestar.response import Redirect
 from taskq_api.console.access import checked_form
 from taskq_api.console.rendering import render
 from taskq_api.dependencies import DeadLetters, Operations, Repository, RequestLimits
-from taskq_core.errors import InvalidFieldError
+from taskq_core.errors import InvalidFieldError, NotFoundError
 from taskq_core.models import DlqOverrides, MaxRps, MessageIds, TaskTypeName
 from taskq_core.repository.dlq import DlqSelection
 from taskq_core.submission import redrive_rewriter
@@ -105,7 +105,10 @@ class ConsoleActions(Controller):
     async def set_rate(self, request: AnyRequest, repository: Repository) -> Response[Any]:
         form = await checked_form(request)
         task_type, max_rps = _task_type(form), _max_rps(form)
-        await repository.set_max_rps(task_type, max_rps)
+        try:
+            await repository.set_max_rps(task_type, max_rps)
+        except NotFoundError:
+            await repository.configure_task_type(task_type, max_rps)
         limit = "unlimited" if max_rps is None else f"{max_rps:g} rps"
         return _back("/types", done=f"{task_type}: rate limit set to {limit}")
 

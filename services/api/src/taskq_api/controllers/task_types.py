@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from taskq_api.dependencies import Operations, Repository
 from taskq_api.responses import error_responses, read_errors, write_errors
 from taskq_core.models import TaskTypeConfigure, TaskTypeView
-from taskq_core.operation_models import TaskTypeList, TaskTypePause
+from taskq_core.operation_models import TaskTypeList, TaskTypePause, TaskTypeRate
 from taskq_core.type_defaults import check_rate_shaping, defaults_from
 
 
@@ -76,6 +76,23 @@ class TaskTypesController(Controller):
     )
     async def read(self, task_type: FromPath[str], repository: Repository) -> TaskTypeView:
         return await repository.get_task_type(task_type)
+
+    @patch(
+        "/{task_type:str}",
+        operation_id="setTaskTypeRate",
+        summary="Change a task type's rate limit and nothing else",
+        description=(
+            "max_rps (null: unlimited) for the sum of all worker replicas; delivery "
+            "defaults, max_concurrency, signing secrets and the adaptive setting stay as "
+            "they are (POST /task-types replaces all of them). An adaptive type needs a "
+            "max_rps. 404 when the type was never submitted nor configured."
+        ),
+        responses=write_errors(404),
+    )
+    async def set_rate(
+        self, task_type: FromPath[str], data: JSONBody[TaskTypeRate], repository: Repository
+    ) -> TaskTypeView:
+        return await repository.set_max_rps(task_type, data.max_rps)
 
     @post(
         "/{task_type:str}/pause",
