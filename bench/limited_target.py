@@ -22,9 +22,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from bench.target import parse_head
-
-_MAX_HEADER_BYTES = 64 * 1024
+from bench.target import serve_http
 
 
 @dataclass
@@ -99,38 +97,11 @@ def _answer(state: LimitedState, method: str, path: str, body: bytes) -> bytes:
     return _response("429 Too Many Requests", b'{"ok":false}', [*extra, "Retry-After: 1"])
 
 
-async def _serve_connection(
-    state: LimitedState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                return
-            method, path, headers = parse_head(head[:-4])
-            length = int(headers.get("content-length", "0") or 0)
-            body = await reader.readexactly(length) if length else b""
-            writer.write(_answer(state, method, path, body))
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        return
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-
-
 async def serve(host: str, port: int, state: LimitedState) -> None:
-    server = await asyncio.start_server(
-        lambda reader, writer: _serve_connection(state, reader, writer),
-        host,
-        port,
-        backlog=4096,
-        limit=_MAX_HEADER_BYTES,
-    )
-    async with server:
-        await server.serve_forever()
+    async def answer(method: str, path: str, _: dict[str, str], body: bytes) -> bytes:
+        return _answer(state, method, path, body)
+
+    await serve_http(host, port, answer)
 
 
 def main() -> None:

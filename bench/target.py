@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 _OK = (
@@ -142,8 +144,11 @@ async def _answer(
     return _FAIL if state.should_fail(headers.get("idempotency-key", "")) else _OK
 
 
+Answer = Callable[[str, str, dict[str, str], bytes], Awaitable[bytes]]
+
+
 async def _serve_connection(
-    state: TargetState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    answer: Answer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     try:
         while True:
@@ -154,7 +159,7 @@ async def _serve_connection(
             method, path, headers = parse_head(head[:-4])
             length = int(headers.get("content-length", "0") or 0)
             body = await reader.readexactly(length) if length else b""
-            writer.write(await _answer(state, method, path, headers, body))
+            writer.write(await answer(method, path, headers, body))
             await writer.drain()
             if headers.get("connection", "").lower() == "close":
                 return
@@ -166,9 +171,10 @@ async def _serve_connection(
             await writer.wait_closed()
 
 
-async def serve(host: str, port: int, state: TargetState) -> None:
+async def serve_http(host: str, port: int, answer: Answer) -> None:
+    """A keep-alive HTTP/1.1 server on one asyncio loop: `answer` makes each reply."""
     server = await asyncio.start_server(
-        lambda reader, writer: _serve_connection(state, reader, writer),
+        lambda reader, writer: _serve_connection(answer, reader, writer),
         host,
         port,
         backlog=4096,
@@ -176,6 +182,10 @@ async def serve(host: str, port: int, state: TargetState) -> None:
     )
     async with server:
         await server.serve_forever()
+
+
+async def serve(host: str, port: int, state: TargetState) -> None:
+    await serve_http(host, port, functools.partial(_answer, state))
 
 
 def main() -> None:
