@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-from taskq_core.models import MaxRps, MessageIds, TaskTypeName
+from taskq_core.models import MaxRps, MessageIds, TaskTypeName, TaskTypeView
 
 
 class StatusCounts(msgspec.Struct, frozen=True):
@@ -56,7 +56,7 @@ class CancelResult(msgspec.Struct, frozen=True):
     in_flight_message_ids: list[int]
 
 
-class TaskTypeFigures(msgspec.Struct, frozen=True, omit_defaults=True):
+class TaskTypeFigures(TaskTypeView, frozen=True, omit_defaults=True, kw_only=True):
     """A task type's configuration and live figures in GET /task-types.
 
     The configuration fields are those of GET /task-types/{t} (TaskTypeView),
@@ -64,11 +64,7 @@ class TaskTypeFigures(msgspec.Struct, frozen=True, omit_defaults=True):
     values redacted, snoozed_until while a target's 429 pauses the type.
     """
 
-    task_type: str
-    max_rps: float | None
     paused: bool
-    created_at: datetime
-    updated_at: datetime
     backlog: int  # messages in the queue: visible, in flight and waiting for a retry
     visible: int  # deliverable now
     in_flight: int  # read by a worker and not finished
@@ -76,21 +72,8 @@ class TaskTypeFigures(msgspec.Struct, frozen=True, omit_defaults=True):
     oldest_age_seconds: int
     dlq_depth: int
     effective_rps: float  # successful deliveries per second over the last minute
-    # The rate the type is sent at now (max_rps lowered by pacing or the adaptive
-    # rate); null when unlimited. Always shown, as is `adaptive`.
+    # Unlike in the single view, always shown (null when unlimited).
     allowed_rps: float | None
-    adaptive: bool
-    signed: bool  # calls carry X-Taskq-Signature
-    max_retries: int | None = None
-    retry_delay: int | None = None
-    retry_max_delay: int | None = None
-    timeout: int | None = None
-    retryable_status_codes: list[int] | None = None
-    headers: dict[str, str] | None = None
-    max_concurrency: int | None = None
-    snoozed_until: datetime | None = None
-    min_rps: float | None = None
-    paced_until: datetime | None = None
 
 
 class TaskTypeList(msgspec.Struct, frozen=True):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
+import msgspec
 import psycopg
 from psycopg.rows import class_row
 
@@ -233,23 +234,13 @@ class _FiguresRow:
             min_rps=self.min_rps,
             paced_until=self.paced_until,
         )
+        configuration = msgspec.structs.asdict(view)
+        configuration["allowed_rps"] = (
+            None if self.allowed_rps is None else round(self.allowed_rps, 3)
+        )
         return TaskTypeFigures(
-            task_type=self.task_type,
-            max_rps=self.max_rps,
+            **configuration,
             paused=self.paused,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            max_retries=view.max_retries,
-            retry_delay=view.retry_delay,
-            retry_max_delay=view.retry_max_delay,
-            timeout=view.timeout,
-            retryable_status_codes=view.retryable_status_codes,
-            headers=view.headers,
-            max_concurrency=view.max_concurrency,
-            snoozed_until=view.snoozed_until,
-            signed=self.signed,
-            min_rps=view.min_rps,
-            paced_until=view.paced_until,
             backlog=self.backlog,
             visible=self.visible,
             # Hidden messages are either held by a worker or waiting for a retry.
@@ -258,6 +249,4 @@ class _FiguresRow:
             oldest_age_seconds=self.oldest_age_seconds,
             dlq_depth=self.dlq_depth,
             effective_rps=round(float(self.effective_rps), 3),
-            allowed_rps=None if self.allowed_rps is None else round(self.allowed_rps, 3),
-            adaptive=self.adaptive,
         )
