@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError
 
 from taskq_core.egress import EgressPolicy
+from taskq_worker.lean_http import LeanAdapter, OneWriteHTTPConnection, OneWriteHTTPSConnection
 
 
 class EgressRefusedError(ValueError):
@@ -77,11 +78,11 @@ def guarded_adapter(policy: EgressPolicy, *, pool_maxsize: int) -> HTTPAdapter:
         connection._dns_host = addresses[-1]
         return connect()
 
-    class GuardedHTTPConnection(HTTPConnection):
+    class GuardedHTTPConnection(OneWriteHTTPConnection):
         def _new_conn(self) -> socket.socket:
             return connect_checked(self, super()._new_conn)
 
-    class GuardedHTTPSConnection(HTTPSConnection):
+    class GuardedHTTPSConnection(OneWriteHTTPSConnection):
         def _new_conn(self) -> socket.socket:
             return connect_checked(self, super()._new_conn)
 
@@ -91,7 +92,7 @@ def guarded_adapter(policy: EgressPolicy, *, pool_maxsize: int) -> HTTPAdapter:
     class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
         ConnectionCls = GuardedHTTPSConnection
 
-    class GuardedAdapter(HTTPAdapter):
+    class GuardedAdapter(LeanAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = {
