@@ -29,7 +29,7 @@ from loguru import logger
 from taskq_core.circuits import BreakerPolicy, CircuitState, counts_as, host_key
 from taskq_core.deliveries import Delivery, Failed, Outcome, Snoozed
 from taskq_core.errors import DatabaseError
-from taskq_core.repository.circuits import CircuitRepository, HostState, HostTally
+from taskq_core.repository.circuits import CircuitRepository, HostCalls, HostState, HostTally
 from taskq_core.status import TaskStatus
 
 REFRESH_SECONDS = 1.0  # a view older than this is re-read before a call
@@ -95,8 +95,19 @@ class CircuitView:
             return None
         return _host_of(delivery.call.url)
 
+    def host_calls(self, batch: Sequence[Outcome]) -> HostCalls | None:
+        """The statement adding `batch`'s calls to the breakers (None: it made none), for the
+        recorder to run in the batch's own transaction; `written` then takes the answer."""
+        tallies = _tally(batch)
+        return self._repository.host_calls(tallies) if tallies else None
+
+    def written(self, states: list[HostState] | None) -> None:
+        """The hosts not closed after the recorder's write of a batch's calls."""
+        if states is not None:
+            self._replace(states)
+
     def record(self, batch: Sequence[Outcome]) -> None:
-        """The recorder wrote `batch`: add its calls to the breakers and refresh the view."""
+        """The recorder wrote `batch` alone: add its calls to the breakers and refresh the view."""
         tallies = _tally(batch)
         try:
             if tallies:

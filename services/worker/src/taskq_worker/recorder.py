@@ -93,9 +93,6 @@ class Recorder:
                 self._unwritten = batch
                 self._write(batch)
                 self._unwritten = []
-                if self._circuits is not None:
-                    # After the write, and never a reason to write the batch again.
-                    self._circuits.record(batch)
             elif self._finishing.is_set():
                 return
 
@@ -143,6 +140,8 @@ class Recorder:
         (their messages are delivered again after the visibility timeout). Any
         other failure propagates, its outcomes kept for the next attempt.
         """
+        if self._circuits is not None and self._record_with_breakers(batch, self._circuits):
+            return
         try:
             self._repository.record(batch)
         except DatabaseUnavailableError:
@@ -150,6 +149,8 @@ class Recorder:
         except DatabaseError as whole_batch:
             failure = whole_batch
         else:
+            if self._circuits is not None:
+                self._circuits.record(batch)  # on its own: never a reason to fail the batch
             return
         by_queue: dict[str, list[Outcome]] = defaultdict(list)
         for outcome in batch:
@@ -168,6 +169,26 @@ class Recorder:
         if kept:
             self._unwritten = [outcome for part in kept for outcome in part.outcomes]
             raise kept[0].error
+
+    def _record_with_breakers(self, batch: list[Outcome], circuits: CircuitView) -> bool:
+        """Write `batch` and its calls per host in one transaction; False if that failed.
+
+        The breakers only advise: when the joint write fails for another reason
+        than an outage, the outcomes are written without them (and the breakers
+        on their own), so a breaker's fault never holds outcomes back.
+        """
+        host_calls = circuits.host_calls(batch)
+        if host_calls is None:  # no calls made: nothing to add
+            return False
+        try:
+            circuits.written(self._repository.record(batch, host_calls))
+        except DatabaseUnavailableError:
+            raise
+        except DatabaseError as error:
+            # Logged where it is narrowed down: the outcomes' part or the breakers' alone.
+            logger.debug("outcomes and breakers not written together ({}); apart", error.message)
+            return False
+        return True
 
     def _try_part(self, part: tuple[str, list[Outcome]]) -> _Failed | None:
         queue, outcomes = part

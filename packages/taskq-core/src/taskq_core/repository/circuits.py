@@ -3,6 +3,8 @@ API's listing (migration 0014, sql/queries/circuits.sql).
 
 A worker writes once per recorder batch (never per call) and reads back, in the
 same statement, every host that is not closed: its whole view of the breakers.
+The write normally rides in the batch's outcome transaction (`host_calls`,
+WorkerRepository.record); `record` is its own transaction, for when that failed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from psycopg import Cursor
 from psycopg.rows import class_row
 
 from taskq_core.circuits import BreakerPolicy, CircuitState
@@ -53,6 +56,24 @@ class _StateRow:
         return HostState(self.host, CircuitState(self.state), float(self.open_for))
 
 
+@dataclass(frozen=True, slots=True)
+class HostCalls:
+    """The statement adding a batch's calls to the breakers, run in a caller's transaction."""
+
+    params: dict[str, object]
+
+    def execute(self, conn: BoundedConnection) -> Cursor[_StateRow]:
+        """Send it; in pipeline mode the rows are read (host_states) once the pipeline synced."""
+        cursor = conn.cursor(row_factory=class_row(_StateRow))
+        cursor.execute(QUERIES["record_host_calls"], self.params)
+        return cursor
+
+
+def host_states(cursor: Cursor[_StateRow]) -> list[HostState]:
+    """Every host not closed, as record_host_calls answered."""
+    return [row.value() for row in cursor.fetchall()]
+
+
 class CircuitRepository:
     """The worker's side, over its connection pool."""
 
@@ -60,22 +81,27 @@ class CircuitRepository:
         self._pool = pool
         self._policy = policy
 
-    def record(self, tallies: Mapping[str, HostTally]) -> list[HostState]:
-        """Add a batch's calls per host; every host not closed afterwards."""
+    def host_calls(self, tallies: Mapping[str, HostTally]) -> HostCalls:
+        """A batch's calls per host, to be written with its outcomes."""
         policy = self._policy
-        params = {
-            "hosts": list(tallies),
-            "calls": [tally.calls for tally in tallies.values()],
-            "failures": [tally.failures for tally in tallies.values()],
-            "ratio": policy.failure_ratio,
-            "min_calls": policy.min_calls,
-            "window": policy.window,
-            "cooldown": policy.cooldown,
-            "probes": policy.probes,
-        }
+        return HostCalls(
+            {
+                "hosts": list(tallies),
+                "calls": [tally.calls for tally in tallies.values()],
+                "failures": [tally.failures for tally in tallies.values()],
+                "ratio": policy.failure_ratio,
+                "min_calls": policy.min_calls,
+                "window": policy.window,
+                "cooldown": policy.cooldown,
+                "probes": policy.probes,
+            }
+        )
+
+    def record(self, tallies: Mapping[str, HostTally]) -> list[HostState]:
+        """Add a batch's calls per host (a transaction of its own); every host not closed."""
         with self._connection() as conn:
-            cursor = conn.cursor(row_factory=class_row(_StateRow))
-            return [row.value() for row in cursor.execute(QUERIES["record_host_calls"], params)]
+            cursor = self.host_calls(tallies).execute(conn)
+        return host_states(cursor)
 
     def not_closed(self) -> list[HostState]:
         with self._connection() as conn:

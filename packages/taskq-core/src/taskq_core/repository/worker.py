@@ -40,6 +40,7 @@ from taskq_core.errors import DatabaseError, DatabaseUnavailableError, TaskTypeU
 from taskq_core.models import QueuedCall
 from taskq_core.queries import QUERIES
 from taskq_core.rate_shaping import rate_observations
+from taskq_core.repository.circuits import HostCalls, HostState, host_states
 from taskq_core.schema_version import check_database
 from taskq_core.secret_box import SecretBox, SecretUnreadableError
 from taskq_core.status import TaskStatus
@@ -222,11 +223,16 @@ class WorkerRepository:
             for queue in released:  # last: see record()
                 conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": 0.0})
 
-    def record(self, outcomes: Sequence[Outcome]) -> None:
+    def record(
+        self, outcomes: Sequence[Outcome], host_calls: HostCalls | None = None
+    ) -> list[HostState] | None:
         """Write a batch of outcomes in one transaction, with the callbacks they owe.
 
         Callbacks' own outcomes go to their taskq.callbacks rows; a callback that
-        fails for good is deleted, not dead-lettered (its row says so).
+        fails for good is deleted, not dead-lettered (its row says so). With
+        `host_calls`, the batch's calls are added to the host breakers in the
+        same transaction (one commit per batch, not two), and the hosts not
+        closed afterwards are returned.
         """
         callbacks = [outcome for outcome in outcomes if _is_callback(outcome)]
         own = [outcome for outcome in outcomes if not _is_callback(outcome)]
@@ -246,11 +252,6 @@ class WorkerRepository:
             *retrying,
             *snoozed,
             *failed,
-        ]
-        captured = [
-            outcome
-            for outcome in answered
-            if outcome.response is not None and outcome.delivery.call is not None
         ]
         answered_callbacks = [
             outcome
@@ -276,8 +277,6 @@ class WorkerRepository:
             _lock_rate_rows(conn, all_snoozed, observed)
             if answered_callbacks:
                 conn.execute(QUERIES["record_callbacks"], _callback_params(answered_callbacks))
-            if captured:  # first: the outcome writes below end the rows' pending state
-                conn.execute(QUERIES["record_responses"], _response_params(captured))
             if succeeded:
                 conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
             if retrying:
@@ -308,10 +307,14 @@ class WorkerRepository:
                 conn.execute(QUERIES["release_leases"], {"lease_ids": leases})
             # Last, after every message lock: a reader settling the queue waits
             # for this transaction, which then waits for nothing it could hold.
+            # Host rows before the queue-due rows, each set in sorted order, as
+            # every transaction that takes both does.
+            hosts = host_calls.execute(conn) if host_calls is not None else None
             for queue, seconds in _earliest_by_queue(waiting).items():
                 conn.execute(QUERIES["mark_due"], {"queue": queue, "seconds": seconds})
             if owed:  # after the status writes it checks, and marks its queues due itself
                 conn.execute(QUERIES["enqueue_callbacks"], _enqueue_params(owed))
+        return None if hosts is None else host_states(hosts)
 
     def _send_to_dlq(self, conn: BoundedConnection, failed: Sequence[Failed]) -> list[int]:
         failed_at = datetime.now(UTC).isoformat()
@@ -477,22 +480,23 @@ def _keys(
     }
 
 
-def _response_params(
+def _keys_and_replies(
     outcomes: Sequence[Succeeded | RetryLater | Snoozed | Failed],
-) -> dict[str, object]:
-    responses = [outcome.response for outcome in outcomes if outcome.response is not None]
+) -> dict[str, list[object]]:
+    """The keys and the captured replies, written by the outcome's own update (None: none)."""
+    responses = [outcome.response for outcome in outcomes]
     return {
         **_keys(outcomes),
-        "bodies": [response.body for response in responses],
-        "encodings": [response.encoding for response in responses],
-        "content_types": [response.content_type for response in responses],
-        "truncated": [response.truncated for response in responses],
+        "bodies": [None if reply is None else reply.body for reply in responses],
+        "encodings": [None if reply is None else reply.encoding for reply in responses],
+        "content_types": [None if reply is None else reply.content_type for reply in responses],
+        "truncated": [None if reply is None else reply.truncated for reply in responses],
     }
 
 
 def _success_params(outcomes: Sequence[Succeeded]) -> dict[str, object]:
     return {
-        **_keys(outcomes),
+        **_keys_and_replies(outcomes),
         "attempts": [outcome.delivery.attempt for outcome in outcomes],
         "http_statuses": [outcome.http_status for outcome in outcomes],
         "durations": [outcome.duration_ms for outcome in outcomes],
@@ -501,7 +505,7 @@ def _success_params(outcomes: Sequence[Succeeded]) -> dict[str, object]:
 
 def _retry_params(outcomes: Sequence[RetryLater]) -> dict[str, object]:
     return {
-        **_keys(outcomes),
+        **_keys_and_replies(outcomes),
         "attempts": [outcome.delivery.attempt + 1 for outcome in outcomes],
         "errors": [outcome.error for outcome in outcomes],
         "http_statuses": [outcome.http_status for outcome in outcomes],
@@ -511,7 +515,7 @@ def _retry_params(outcomes: Sequence[RetryLater]) -> dict[str, object]:
 
 def _snooze_params(outcomes: Sequence[Snoozed]) -> dict[str, object]:
     return {
-        **_keys(outcomes),
+        **_keys_and_replies(outcomes),
         "snoozes": [outcome.delivery.snoozes + 1 for outcome in outcomes],
         "errors": [outcome.error for outcome in outcomes],
         "http_statuses": [outcome.http_status for outcome in outcomes],
@@ -521,7 +525,7 @@ def _snooze_params(outcomes: Sequence[Snoozed]) -> dict[str, object]:
 
 def _failure_params(outcomes: Sequence[Failed], dlq_ids: Sequence[int]) -> dict[str, object]:
     return {
-        **_keys(outcomes),
+        **_keys_and_replies(outcomes),
         "attempts": [outcome.delivery.attempt for outcome in outcomes],
         "errors": [outcome.error for outcome in outcomes],
         "http_statuses": [outcome.http_status for outcome in outcomes],

@@ -95,24 +95,49 @@ ORDER BY m.msg_id;
 
 -- name: mark_succeeded
 -- Compare-and-set: only a pending row still pointing at this message moves,
--- so a late duplicate can never change a final status.
+-- so a late duplicate can never change a final status (nor replace its reply).
+--
+-- The captured reply (migration 0011) is written by the same update: a NULL
+-- body means none was captured and the row keeps the one it has. As a second
+-- UPDATE it made a second version of every row, with its index entries: the
+-- statement cost more than the status write itself (docs/benchmarks.md).
 UPDATE taskq.task_status AS s
 SET status = 'success', attempt = u.attempt, error = '', http_status = u.http_status,
-    duration_ms = u.duration_ms, updated_at = now()
+    duration_ms = u.duration_ms, updated_at = now(),
+    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
+    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
+                                  ELSE u.encoding END,
+    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
+                                 ELSE u.content_type END,
+    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
+                              ELSE u.truncated END
 FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(attempts)s::integer[], %(http_statuses)s::integer[], %(durations)s::float8[])
-     AS u(task_id, payload_id, message_id, attempt, http_status, duration_ms)
+            %(attempts)s::integer[], %(http_statuses)s::integer[], %(durations)s::float8[],
+            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
+            %(truncated)s::boolean[])
+     AS u(task_id, payload_id, message_id, attempt, http_status, duration_ms, body, encoding, content_type, truncated)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
 
 -- name: mark_retrying
+-- The reply comes along as in mark_succeeded.
 UPDATE taskq.task_status AS s
 SET attempt = u.attempt, error = u.error, http_status = u.http_status,
-    duration_ms = u.duration_ms, updated_at = now()
+    duration_ms = u.duration_ms, updated_at = now(),
+    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
+    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
+                                  ELSE u.encoding END,
+    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
+                                 ELSE u.content_type END,
+    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
+                              ELSE u.truncated END
 FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
             %(attempts)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
-            %(durations)s::float8[])
-     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms)
+            %(durations)s::float8[],
+            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
+            %(truncated)s::boolean[])
+     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms,
+          body, encoding, content_type, truncated)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
 
@@ -123,14 +148,25 @@ FROM taskq.task_types
 WHERE task_type = %(task_type)s AND snoozed_until > clock_timestamp();
 
 -- name: mark_snoozed
--- A snooze spends no attempt: only the snooze count moves.
+-- A snooze spends no attempt: only the snooze count moves (and the reply, as in
+-- mark_succeeded).
 UPDATE taskq.task_status AS s
 SET snoozes = u.snoozes, error = u.error, http_status = u.http_status,
-    duration_ms = u.duration_ms, updated_at = now()
+    duration_ms = u.duration_ms, updated_at = now(),
+    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
+    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
+                                  ELSE u.encoding END,
+    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
+                                 ELSE u.content_type END,
+    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
+                              ELSE u.truncated END
 FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
             %(snoozes)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
-            %(durations)s::float8[])
-     AS u(task_id, payload_id, message_id, snoozes, error, http_status, duration_ms)
+            %(durations)s::float8[],
+            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
+            %(truncated)s::boolean[])
+     AS u(task_id, payload_id, message_id, snoozes, error, http_status, duration_ms,
+          body, encoding, content_type, truncated)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
 
@@ -198,13 +234,24 @@ FROM pgmq.send_batch(%(dlq)s, %(messages)s::jsonb[], %(headers)s::jsonb[])
 ORDER BY position;
 
 -- name: mark_failed
+-- The reply comes along as in mark_succeeded.
 UPDATE taskq.task_status AS s
 SET status = 'failed', attempt = u.attempt, error = u.error, http_status = u.http_status,
-    duration_ms = u.duration_ms, dlq_message_id = u.dlq_message_id, updated_at = now()
+    duration_ms = u.duration_ms, dlq_message_id = u.dlq_message_id, updated_at = now(),
+    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
+    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
+                                  ELSE u.encoding END,
+    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
+                                 ELSE u.content_type END,
+    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
+                              ELSE u.truncated END
 FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
             %(attempts)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
-            %(durations)s::float8[], %(dlq_message_ids)s::bigint[])
-     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms, dlq_message_id)
+            %(durations)s::float8[], %(dlq_message_ids)s::bigint[],
+            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
+            %(truncated)s::boolean[])
+     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms, dlq_message_id,
+          body, encoding, content_type, truncated)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
 
