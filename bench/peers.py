@@ -79,15 +79,12 @@ def pgqueuer_aiohttp(ctx: Context, count: int) -> PeerResult | None:
         cwd=ROOT,
         stdout=subprocess.PIPE,
     )
-    meter = CpuMeter([consumer.pid], target=ctx.fast.proc.pid)
-    # Read while the consumer runs: once it exits, neither its own CPU nor that of
-    # its PostgreSQL backends can be read from /proc any more (both showed 0).
-    shares = meter.shares()
     deadline = started + max(120.0, count / 20)
-    while consumer.poll() is None and time.monotonic() < deadline:
+    # Its PostgreSQL backends are sampled while they live (bench.pg_cpu): read
+    # once the consumer is gone, they would count nothing.
+    with CpuMeter([consumer.pid], dsn=ctx.dsn, target=ctx.fast.proc.pid) as meter:
+        output, _ = consumer.communicate(timeout=max(1.0, deadline - time.monotonic()))
         shares = meter.shares()
-        time.sleep(0.2)
-    output, _ = consumer.communicate(timeout=max(1.0, deadline - time.monotonic()))
     # The consumer's own CPU, whole life, from the kernel's account of reaped children.
     consumer_cpu = _reaped_children_cpu() - children_before
     if consumer.returncode != 0:

@@ -20,6 +20,9 @@ from pathlib import Path
 import psutil
 import requests
 
+from bench.db import server_dsn
+from bench.pg_cpu import DatabaseCpu
+
 BIN = Path(sys.executable).parent
 LOCALHOST = "127.0.0.1"
 
@@ -286,36 +289,29 @@ def _tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _postgres_cpu_by_pid() -> dict[int, float]:
-    found = {}
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        if process.info["name"] in {"postgres", "postmaster"} and process.info["cpu_times"]:
-            times = process.info["cpu_times"]
-            found[process.pid] = times.user + times.system
-    return found
-
-
-def _cpu_since(before: dict[int, float], now: dict[int, float]) -> float:
-    """CPU seconds used since `before` by the processes alive now (new ones count whole)."""
-    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in now.items())
-
-
 class CpuMeter:
     """CPU used by some process trees, by PostgreSQL and by the whole machine over an interval.
 
-    Backends that exit inside the interval are missed, so the PostgreSQL share is a floor;
-    it counts every backend of the server, other clients' too.
+    PostgreSQL's share is that of the backends of the database of `dsn` (bench.pg_cpu):
+    other databases' clients on the same server are not counted. A context manager:
+    leaving it stops the sampling of the backends.
     """
 
-    def __init__(self, pids: list[int], *, target: int | None = None) -> None:
+    def __init__(self, pids: list[int], *, dsn: str, target: int | None = None) -> None:
         self._pids = pids
         self._target = target  # the HTTP target's process tree, when it is ours to measure
         self._wall = time.monotonic()
         self._trees = sum(_tree_cpu_seconds(pid) for pid in pids)
         self._target_cpu = _tree_cpu_seconds(target) if target is not None else 0.0
-        self._postgres = _postgres_cpu_by_pid()
+        self._postgres = DatabaseCpu(dsn, server_dsn())
         machine = psutil.cpu_times()
         self._machine_busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+
+    def __enter__(self) -> CpuMeter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._postgres.close()
 
     def shares(self) -> dict[str, float]:
         """Cores used (1.0 = one core busy) by the trees, by PostgreSQL, by everything."""
@@ -325,7 +321,7 @@ class CpuMeter:
         return {
             "watched_cores": (sum(_tree_cpu_seconds(pid) for pid in self._pids) - self._trees)
             / wall,
-            "postgres_cores": _cpu_since(self._postgres, _postgres_cpu_by_pid()) / wall,
+            "postgres_cores": self._postgres.seconds() / wall,
             "machine_cores": (busy - self._machine_busy) / wall,
             "wall_seconds": wall,
             "target_cores": (

@@ -266,9 +266,9 @@ def scenario_submission(ctx: Context) -> None:
             f"{sizes.submit_clients} clients"
         )
         assert cluster.api is not None
-        meter = CpuMeter([cluster.api.pid])
-        seconds = submit_concurrently(cluster, bodies, sizes.submit_clients)
-        shares = meter.shares()
+        with CpuMeter([cluster.api.pid], dsn=ctx.dsn) as meter:
+            seconds = submit_concurrently(cluster, bodies, sizes.submit_clients)
+            shares = meter.shares()
         ctx.db.purge(queue_name_for(task_type))
 
         def per_thousand(cores: float, seconds: float = seconds, total: int = total) -> float:
@@ -330,14 +330,15 @@ def burn_down(
     try:
         cluster.start_workers(replicas, processes=processes, **kwargs)
         target = ctx.fast.proc.pid if url == ctx.fast.url else ctx.counting.proc.pid
-        meter = CpuMeter([worker.pid for worker in cluster.workers], target=target)
-        profilers = start_profilers(ctx, cluster, task_type)
-        # A slow poll: counting status rows competes with the workers for the
-        # same two cores; the rate comes from the outcomes' own timestamps.
-        drained = wait_until_done(
-            lambda: ctx.db.done(task_type), count, timeout=max(60.0, count / 50), poll=0.5
-        )
-        ctx.last_cpu = meter.shares()
+        pids = [worker.pid for worker in cluster.workers]
+        with CpuMeter(pids, dsn=ctx.dsn, target=target) as meter:
+            profilers = start_profilers(ctx, cluster, task_type)
+            # A slow poll: counting status rows competes with the workers for the
+            # same two cores; the rate comes from the outcomes' own timestamps.
+            drained = wait_until_done(
+                lambda: ctx.db.done(task_type), count, timeout=max(60.0, count / 50), poll=0.5
+            )
+            ctx.last_cpu = meter.shares()
         for profiler in profilers:
             profiler.stop(grace=15, sig=signal.SIGINT)  # py-spy writes its output on SIGINT
     finally:
@@ -725,15 +726,16 @@ def scenario_rate(ctx: Context) -> None:
         ctx.counting.reset()
         try:
             cluster.start_workers(replicas, processes=processes)
-            meter = CpuMeter([worker.pid for worker in cluster.workers])
-            deadline = time.monotonic() + seconds + 20
-            first: float | None = None
-            while time.monotonic() < deadline:
-                first = ctx.counting.summary().first
-                if first is not None and time.time() >= first + seconds + 0.2:
-                    break
-                time.sleep(0.2)
-            ctx.last_cpu = meter.shares()
+            pids = [worker.pid for worker in cluster.workers]
+            with CpuMeter(pids, dsn=ctx.dsn) as meter:
+                deadline = time.monotonic() + seconds + 20
+                first: float | None = None
+                while time.monotonic() < deadline:
+                    first = ctx.counting.summary().first
+                    if first is not None and time.time() >= first + seconds + 0.2:
+                        break
+                    time.sleep(0.2)
+                ctx.last_cpu = meter.shares()
         finally:
             cluster.stop_workers()
             ctx.db.purge(queue_name_for(task_type))

@@ -60,9 +60,9 @@ FROM final JOIN span ON final.updated_at > span.first_at
 GROUP BY span.first_at, span.last_at;
 
 -- name: bench_transactions
--- Transactions the bench database has seen, for the idle-cost scenario
--- (pg_stat_database lags by about a second).
-SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database();
+-- Transactions a database has seen, for the idle-cost scenario, read from
+-- another database (bench.db.database_transactions says why).
+SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %(database)s;
 
 -- name: bench_attempts_and_snoozes
 -- What a task type's messages spent: attempts (failures that counted) and
@@ -70,3 +70,9 @@ SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current
 SELECT coalesce(sum(attempt), 0) AS attempts, coalesce(sum(snoozes), 0) AS snoozes
 FROM taskq.task_status
 WHERE task_type = %(task_type)s;
+
+-- name: bench_database_backends
+-- The server processes working for one database (client backends, autovacuum
+-- workers, parallel workers), less the bench's own connections.
+SELECT pid FROM pg_stat_activity
+WHERE datname = %(database)s AND application_name <> %(bench)s;
