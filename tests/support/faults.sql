@@ -72,3 +72,21 @@ WHERE application_name = %(application)s AND datname = current_database();
 -- name: fault_queue_due_now
 -- Says a queue has work now, as a submission or another replica's retry would.
 SELECT taskq.mark_due(%(queue)s, clock_timestamp())::text;
+
+-- name: fault_break_host_calls
+CREATE OR REPLACE FUNCTION taskq.record_host_calls(
+    p_hosts text[], p_calls integer[], p_failures integer[],
+    p_ratio double precision, p_min_calls integer, p_window double precision,
+    p_cooldown double precision, p_probes integer)
+RETURNS TABLE (host text, state text, open_for double precision)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'host breakers broken by the test';
+END
+$$;
+
+-- name: fault_status_row_versions
+-- Row versions written to the status table so far (pg_stat_clear_snapshot:
+-- a fresh read every time; a backend's counts arrive when it goes idle or exits).
+SELECT pg_stat_clear_snapshot(), n_tup_upd FROM pg_stat_user_tables
+WHERE schemaname = 'taskq' AND relname = 'task_status';
