@@ -1,8 +1,9 @@
 """Writes outcomes to the database in batches, off the executor threads.
 
 Executors hand each outcome over and move on; this thread writes whatever has
-accumulated in one transaction, so the database sees a few writes per batch
-rather than several per call. While the database is away it keeps the batch
+accumulated in one transaction, with the batch's calls per host for the
+circuit breakers, so the database sees a few writes per batch rather than
+several per call. While the database is away it keeps the batch
 and retries: the messages stay hidden until their visibility timeout, so even
 giving up at shutdown loses nothing (they are delivered again).
 
