@@ -27,3 +27,7 @@ ORDER BY 1;
 
 -- name: test_applied_migrations
 SELECT version FROM taskq.schema_migrations ORDER BY version;
+
+-- name: test_burn_cpu
+-- Keeps one backend busy on the CPU for a while (about a second here).
+SELECT count(*) FROM generate_series(1, 20000000);
