@@ -7,8 +7,8 @@ nothing (the peer's 0.001 CPU-s per 1,000 of issue 13).
 from __future__ import annotations
 
 import psycopg
-from bench.db import server_dsn
 from bench.pg_cpu import BENCH_APPLICATION, DatabaseCpu
+from psycopg.conninfo import make_conninfo
 
 from taskq_dev.queries import DEV_QUERIES
 
@@ -19,7 +19,9 @@ def burn(dsn: str, *, application: str) -> None:
 
 
 def test_a_closed_connection_still_counts_and_the_bench_connections_do_not(db_dsn: str) -> None:
-    meter = DatabaseCpu(db_dsn, server_dsn())
+    # The admin database of the test database's own server (TASKQ_TEST_DSN's or the
+    # embedded one's).
+    meter = DatabaseCpu(db_dsn, make_conninfo(db_dsn, dbname="postgres"))
     try:
         burn(db_dsn, application=BENCH_APPLICATION)
         bench_own = meter.seconds()
