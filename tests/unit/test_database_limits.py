@@ -25,3 +25,17 @@ def test_limits_come_from_settings_and_keep_the_dsn_options() -> None:
         10,
         3,
     )
+
+
+def test_a_transaction_pooler_gets_no_prepared_statements_and_no_startup_options() -> None:
+    settings = Settings.from_env({"DB_POOLER": "transaction", "DB_STATEMENT_TIMEOUT": "2s"})
+    limits = DatabaseLimits.from_settings(settings)
+    kwargs = connection_kwargs("postgresql://u@h/db", limits, application_name="t")
+    assert "prepare_threshold" in kwargs
+    assert kwargs["prepare_threshold"] is None  # psycopg: never prepare
+    assert "options" not in kwargs  # PgBouncer: "unsupported startup parameter: options"
+    assert limits.response_timeout == 3.0  # the client-side deadline stays
+    direct = connection_kwargs(
+        "postgresql://u@h/db", DatabaseLimits.from_settings(Settings()), application_name="t"
+    )
+    assert "prepare_threshold" not in direct

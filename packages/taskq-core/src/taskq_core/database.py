@@ -7,6 +7,13 @@ while the server runs, and keepalives or TCP_USER_TIMEOUT only when the peer's
 kernel is gone too, so every round trip also has a client-side deadline:
 `BoundedConnection.wait` gives up `RESPONSE_MARGIN` seconds after the
 statement timeout, and the pool discards the connection it was on.
+
+Behind a transaction-mode pooler (DB_POOLER=transaction, docs/scaling.md) a
+connection is a different server session from one transaction to the next, so
+nothing may outlive a transaction: psycopg's automatic prepared statements
+(after `prepare_threshold` executions) are turned off, and the server-side
+timeouts are not sent as the `options` startup parameter, which PgBouncer
+refuses ("unsupported startup parameter: options").
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class DatabaseLimits:
     keepalives_idle: float = 10.0
     keepalives_interval: float = 5.0
     keepalives_count: int = 3
+    transaction_pooler: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatabaseLimits:
@@ -57,6 +65,7 @@ class DatabaseLimits:
             keepalives_idle=settings.db_keepalives_idle,
             keepalives_interval=settings.db_keepalives_interval,
             keepalives_count=settings.db_keepalives_count,
+            transaction_pooler=settings.db_pooler == "transaction",
         )
 
     @property
@@ -94,13 +103,8 @@ AsyncPool = AsyncConnectionPool[AsyncBoundedConnection]
 
 
 def connection_kwargs(dsn: str, limits: DatabaseLimits, *, application_name: str) -> dict[str, Any]:
-    """libpq parameters for `dsn` with taskq's timeouts; options already in the DSN are kept."""
-    server_limits = (
-        f"-c statement_timeout={_millis(limits.statement_timeout)} "
-        f"-c idle_in_transaction_session_timeout={_millis(limits.idle_in_transaction_timeout)}"
-    )
-    existing = str(conninfo_to_dict(dsn).get("options") or "").strip()
-    return {
+    """psycopg's connect arguments for `dsn` with taskq's timeouts; options in the DSN are kept."""
+    kwargs = {
         # libpq takes whole seconds and reads 1 as 2.
         "connect_timeout": max(2, round(limits.connect_timeout)),
         "keepalives": 1,
@@ -108,9 +112,18 @@ def connection_kwargs(dsn: str, limits: DatabaseLimits, *, application_name: str
         "keepalives_interval": max(1, round(limits.keepalives_interval)),
         "keepalives_count": limits.keepalives_count,
         "tcp_user_timeout": _millis(limits.tcp_user_timeout),
-        "options": f"{existing} {server_limits}".strip(),
         "application_name": application_name,
     }
+    if limits.transaction_pooler:
+        # A statement prepared on one server session is missing on the next
+        # ('prepared statement "_pg3_0" does not exist'); None never prepares.
+        return {**kwargs, "prepare_threshold": None}
+    server_limits = (
+        f"-c statement_timeout={_millis(limits.statement_timeout)} "
+        f"-c idle_in_transaction_session_timeout={_millis(limits.idle_in_transaction_timeout)}"
+    )
+    existing = str(conninfo_to_dict(dsn).get("options") or "").strip()
+    return {**kwargs, "options": f"{existing} {server_limits}".strip()}
 
 
 def create_pool(

@@ -123,7 +123,7 @@ def run(settings: Settings) -> None:
 
 def main() -> None:
     """Console entry point `taskq-migrate`."""
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(holds_a_session="the migrate job")
     configure_logging(settings)
     try:
         run(settings)

@@ -17,6 +17,7 @@ from taskq_core.errors import SettingsError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "text")
+DB_POOLERS = ("none", "transaction")
 MAX_RESPONSE_CAPTURE = 64 * 1024
 """Bytes: every status row may carry this much, so it stays a preview, not storage."""
 
@@ -59,6 +60,12 @@ class Settings:
     db_keepalives_idle: float = 10.0
     db_keepalives_interval: float = 5.0
     db_keepalives_count: int = 3
+    # What sits between this process and PostgreSQL (docs/scaling.md): `transaction`
+    # for a transaction-mode pooler such as PgBouncer, whose server connections
+    # change under the client between transactions. Then nothing session-bound is
+    # sent: no prepared statements, no `options` startup parameter (the server-side
+    # timeouts must come from the role or the database). The worker refuses it.
+    db_pooler: str = "none"
     # Worker: let the concurrency tuner pick how many of MAX_WORKERS call at once.
     # Off by default: against targets answering in 2-20 ms it cost 15-53% of the
     # calls/s of fixed threads (docs/benchmarks.md, delay sweep).
@@ -305,6 +312,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "db_keepalives_idle": _positive_duration,
     "db_keepalives_interval": _positive_duration,
     "db_keepalives_count": _positive_int,
+    "db_pooler": _choice(DB_POOLERS),
     "adaptive_concurrency": _boolean,
     "worker_processes": _processes,
     "api_keys": _api_keys,

@@ -11,14 +11,33 @@ from taskq_core.errors import SettingsError
 from taskq_core.settings import Settings
 
 
-def load_settings_or_exit() -> Settings:
-    """Settings, or one clear line on stderr and exit status 2 (no traceback)."""
+def load_settings_or_exit(*, holds_a_session: str | None = None) -> Settings:
+    """Settings, or one clear line on stderr and exit status 2 (no traceback).
+
+    `holds_a_session` names a process that needs a PostgreSQL session of its own
+    (LISTEN, session advisory locks): it refuses DB_POOLER=transaction, under
+    which the session changes between transactions (docs/scaling.md).
+    """
     try:
         settings = Settings.from_env()
         check_dsn(settings.postgres_dsn)
+        if holds_a_session:
+            check_session_kept(settings, holds_a_session)
     except SettingsError as error:
         _exit_with(f"taskq: configuration error: {error}")
     return settings
+
+
+def check_session_kept(settings: Settings, process: str) -> None:
+    """SettingsError if `process`, needing a session of its own, is set for a transaction pooler."""
+    if settings.db_pooler == "transaction":
+        raise SettingsError(
+            "DB_POOLER",
+            settings.db_pooler,
+            f"{process} holds a PostgreSQL session (LISTEN, session advisory locks), "
+            "which a transaction-mode pooler does not keep: point its POSTGRES_DSN at "
+            "PostgreSQL or a session-mode pool, and leave DB_POOLER unset (docs/scaling.md)",
+        )
 
 
 def check_dsn(dsn: str) -> None:

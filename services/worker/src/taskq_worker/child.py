@@ -34,7 +34,7 @@ def main() -> None:
     die_with_parent()
     if os.getppid() != parent:  # it died while this process was starting
         sys.exit(1)
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(holds_a_session="the worker")
     configure_logging(settings)
     metrics = WorkerMetrics(multiprocess=True)
     supervisor = Supervisor(settings, metrics, export_queue_state=False)

@@ -16,7 +16,7 @@ from taskq_worker.supervisor import Supervisor
 
 
 def main() -> None:
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(holds_a_session="the worker")
     configure_logging(settings)
     processes = settings.worker_processes or available_cpus()
     if processes > 1:
