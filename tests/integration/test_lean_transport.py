@@ -195,3 +195,35 @@ def test_a_proxy_from_the_environment_still_carries_the_call(
     ]
     assert seen[0].headers["host"] == "partner.taskq.test"
     assert seen[0].json() == {"n": 1}
+
+
+def test_no_proxy_sends_the_origins_it_names_directly(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With trust_env off requests ignores NO_PROXY: the session applies it itself."""
+    for name in ("ALL_PROXY", "all_proxy", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = Target(lambda _: Reply(status=202)).start()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, "127.0.0.1,.internal.test")
+        target.responder = lambda _: Reply(status=201)
+        settings = Settings(postgres_dsn=NO_DATABASE)
+        session = make_session(2, EgressPolicy.from_settings(settings))
+        for _ in range(2):  # the second time from the per-origin memory
+            assert call(f"{target.url}/direct", settings, session=session).http_status == 201
+            proxied = call("http://partner.taskq.test/hook", settings, session=session)
+            assert proxied.http_status == 202
+        assert [r.path for r in target.requests_snapshot()] == ["/direct", "/direct"]
+        assert [r.path for r in proxy.requests_snapshot()] == ["http://partner.taskq.test/hook"] * 2
+
+        # A redirect hop is judged again: from a proxied origin to one NO_PROXY names.
+        proxy.responder = lambda _: Reply(status=307, headers={"Location": f"{target.url}/hop"})
+        hopped = call("http://partner.taskq.test/moved", settings, session=session)
+        assert hopped.http_status == 201
+        assert [r.path for r in target.requests_snapshot()][-1] == "/hop"
+        assert [r.path for r in proxy.requests_snapshot()][-1] == "http://partner.taskq.test/moved"
+    finally:
+        proxy.stop()

@@ -8,10 +8,13 @@ taskq's own headers only; a hop within the origin keeps everything.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
+
+from taskq_worker.proxies import bypasses
 
 DEFAULT_HEADERS = {"User-Agent": "taskq", "Accept": "*/*"}
 """Sent with every call unless the task's own headers override them."""
@@ -32,7 +35,31 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 class TaskSession(requests.Session):
-    """A session whose redirects to another origin drop every header the task supplied."""
+    """A session whose redirects to another origin drop every header the task supplied.
+
+    `no_proxy` (NO_PROXY, read once with the proxies) sends the origins it names
+    directly: with trust_env off requests would proxy them too.
+    """
+
+    no_proxy: str | None = None
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self.no_proxy and self.proxies and "proxies" not in kwargs:
+            kwargs["proxies"] = self._proxies_for(request.url or "")
+        return super().send(request, **kwargs)
+
+    def rebuild_proxies(
+        self, prepared_request: requests.PreparedRequest, proxies: Any
+    ) -> dict[str, str]:
+        # Each redirect hop: the session's proxies unless NO_PROXY names its origin.
+        hop_proxies = self._proxies_for(prepared_request.url or "")
+        rebuilt = super().rebuild_proxies(prepared_request, hop_proxies)  # type: ignore[no-untyped-call] # untyped in types-requests
+        return dict(rebuilt)
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        if self.no_proxy and self.proxies and bypasses(url, self.no_proxy):
+            return {}
+        return dict(self.proxies)
 
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response

@@ -14,7 +14,6 @@ import random
 import threading
 import time
 import traceback
-import urllib.request
 from pathlib import Path
 
 import requests
@@ -44,6 +43,7 @@ from taskq_worker.leases import LeaseBook
 from taskq_worker.listener import Listener
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.outcome_log import log_outcome, message_context
+from taskq_worker.proxies import environment_proxies
 from taskq_worker.queue_metrics import QueueStateCollector
 from taskq_worker.recorder import Recorder
 from taskq_worker.redirects import TaskSession
@@ -68,7 +68,8 @@ def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
     session.trust_env = False
     session.cookies = NoCookies()
     if not policy.configured:
-        session.proxies.update(urllib.request.getproxies())
+        proxies, session.no_proxy = environment_proxies()
+        session.proxies.update(proxies)
     adapter = guarded_adapter(policy, pool_maxsize=max(threads, 1))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
