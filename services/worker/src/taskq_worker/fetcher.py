@@ -46,11 +46,6 @@ SET_ASIDE_FIRST = 1.0  # seconds a failing type is left alone, doubling up to SE
 SET_ASIDE_MAX = 30.0
 LONG_CALL_MARGIN = 10.0  # seconds a message may wait in the buffer before its call starts
 SLOT_POLL = 0.05  # how often a type at its max_concurrency looks for a freed slot
-# How long after its rate token's slot a call may still start. A process short
-# of CPU starts calls late; sent then, they arrive bunched with other
-# processes' calls that are on time and a 1 s window sees more than max_rps.
-# A call later than this goes back to the queue for a fresh token instead.
-RATE_SLOT_MARGIN = 0.03
 
 
 @dataclass(slots=True)
@@ -80,6 +75,7 @@ class Fetcher:
         visibility_timeout: float,
         call_timeout: float,
         wakeups: Wakeups,
+        rate_slot_margin: float = 0.03,
         health: DatabaseHealth,
         metrics: WorkerMetrics,
         stop: threading.Event,
@@ -95,6 +91,11 @@ class Fetcher:
         self._dispatcher = dispatcher
         self._visibility_timeout = visibility_timeout
         self._call_timeout = call_timeout
+        # How long after its rate token's slot a call may still start. A process
+        # short of CPU starts calls late; sent then, they arrive bunched with other
+        # processes' calls that are on time and a 1 s window sees more than max_rps.
+        # A call later than this goes back to the queue for a fresh token instead.
+        self._rate_slot_margin = rate_slot_margin
         self._wakeups = wakeups
         self._health = health
         self._metrics = metrics
@@ -347,17 +348,16 @@ class Fetcher:
             return 0, math.inf
         return grant.granted, now
 
-    @staticmethod
-    def _send_by(route: TaskTypeRoute, slot: float, count: int) -> float:
+    def _send_by(self, route: TaskTypeRoute, slot: float, count: int) -> float:
         """The latest start for `count` calls whose tokens are for `slot`.
 
         The tokens of one grant fall due over count / rate seconds up to
         `slot`; the calls may take as long to go out (one executor after
-        another), plus RATE_SLOT_MARGIN for the read and a thread to wake.
+        another), plus the margin (RATE_SLOT_MARGIN) for the read and a thread to wake.
         """
         if route.max_rps is None:
             return math.inf
-        return slot + count / route.max_rps + RATE_SLOT_MARGIN
+        return slot + count / route.max_rps + self._rate_slot_margin
 
     def _apply_wakeups(self) -> None:
         woken = self._wakeups.take()

@@ -126,6 +126,7 @@ class Supervisor:
             self.dispatcher,
             visibility_timeout=settings.visibility_timeout,
             call_timeout=settings.timeout,
+            rate_slot_margin=settings.rate_slot_margin,
             wakeups=self._wakeups,
             health=self.health,
             metrics=self.metrics,
