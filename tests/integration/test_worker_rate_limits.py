@@ -49,6 +49,44 @@ def test_max_rps_holds_for_the_sum_of_two_worker_processes(
     assert (total - 1) / span >= max_rps * 0.85
 
 
+# Alone: it times a busiest second to 10% and a resumed rate to 15%.
+@pytest.mark.serial
+def test_calls_held_up_behind_busy_threads_do_not_go_out_bunched(
+    settings: Settings, target: Target
+) -> None:
+    """Tokens are spent when the call starts, not when it was granted (issue 13).
+
+    Both threads are held by slow calls for 1.5 s. Granted tokens must not pile
+    up behind them: sent together when the threads free up, a second would see
+    max_rps plus everything granted meanwhile.
+    """
+
+    def respond(request: Received) -> Reply:
+        return Reply(delay=1.5) if request.path == "/slow" else Reply()
+
+    target.responder = respond
+    max_rps, fast = 20, 40
+    with api_client(settings) as client, running_worker(settings, max_workers=2):
+        client.post("/task-types", json={"task_type": "held", "max_rps": max_rps})
+        slow_id = submit_many(client, "held", f"{target.url}/slow", 2)
+        fast_id = submit_many(client, "held", f"{target.url}/fast", fast)
+        wait_until(
+            lambda: (
+                all_final(settings.postgres_dsn, slow_id, 2)
+                and all_final(settings.postgres_dsn, fast_id, fast)
+            ),
+            timeout=15,
+        )
+    arrivals = [request.at for request in target.requests_snapshot()]
+    assert len(arrivals) == fast + 2  # none lost, none sent twice
+    assert busiest_second(arrivals) <= max_rps * 1.1
+    # After the stall the type goes on at its rate, not slower.
+    resumed = sorted(
+        request.at for request in target.requests_snapshot() if request.path == "/fast"
+    )
+    assert (fast - 1) / (resumed[-1] - resumed[0]) >= max_rps * 0.85
+
+
 def test_changing_max_rps_takes_effect_without_restart(settings: Settings, target: Target) -> None:
     with api_client(settings) as client, running_worker(settings):
         client.post("/task-types", json={"task_type": "tuned", "max_rps": 2})

@@ -49,3 +49,39 @@ def test_close_returns_unstarted_messages_and_stops_handing_out() -> None:
     assert sorted(d.message_id for d in unstarted) == [1, 2]
     assert dispatcher.take(0.01) is None
     assert dispatcher.room_for("a") == 0
+
+
+def test_a_rate_limited_type_refills_only_once_its_buffer_is_empty() -> None:
+    dispatcher = Dispatcher(threads=4, buffer_size=10)
+    dispatcher.put("a", [delivery("a", n) for n in range(2)])
+    # Unlimited: refilled from half the share down, in large reads.
+    assert dispatcher.room_for("a") == 8
+    # Rate-limited: tokens taken now for messages queued behind others would be spent late.
+    assert dispatcher.room_for("a", rate_limited=True) == 0
+    for _ in range(2):
+        taken = dispatcher.take(0.01)
+        assert taken is not None
+        dispatcher.done(taken)
+    assert dispatcher.room_for("a", rate_limited=True) == 10
+
+
+def test_a_call_set_back_is_handed_to_the_fetcher_once_and_frees_its_thread() -> None:
+    dispatcher = Dispatcher(threads=1, buffer_size=10)
+    dispatcher.put("a", [delivery("a", 1), delivery("a", 2)])
+    late = dispatcher.take(0.01)
+    assert late is not None
+    dispatcher.set_back(late)
+    assert dispatcher.in_flight() == 0
+    assert dispatcher.take_late() == [late]
+    assert dispatcher.take_late() == []
+    # The one thread is free for the next message.
+    assert dispatcher.take(0.01) == delivery("a", 2)
+
+
+def test_close_returns_calls_set_back_but_not_yet_returned() -> None:
+    dispatcher = Dispatcher(threads=1, buffer_size=10)
+    dispatcher.put("a", [delivery("a", 1)])
+    late = dispatcher.take(0.01)
+    assert late is not None
+    dispatcher.set_back(late)
+    assert dispatcher.close() == [late]

@@ -94,3 +94,11 @@ def test_worker_processes_is_auto_or_a_count(value: str, processes: int) -> None
 def test_every_field_has_a_variable() -> None:
     assert "POSTGRES_DSN" in ENVIRONMENT_VARIABLES
     assert len(ENVIRONMENT_VARIABLES) == len(set(ENVIRONMENT_VARIABLES))
+
+
+def test_rate_slot_margin_is_a_duration() -> None:
+    assert Settings().rate_slot_margin == 0.03
+    assert Settings.from_env({"RATE_SLOT_MARGIN": "1s"}).rate_slot_margin == 1.0
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"RATE_SLOT_MARGIN": "-1s"})
+    assert caught.value.variable == "RATE_SLOT_MARGIN"

@@ -7,6 +7,7 @@ retry policy's decision about an attempt into the outcome that is recorded.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import assert_never
@@ -50,6 +51,10 @@ class Delivery:
     signing_keys: tuple[bytes, ...] | None = ()
     # The type's rate follows its 429/503s and successes (AIMD, migration 0013).
     adaptive: bool = False
+    # time.monotonic() by which the call must start for its rate token to be
+    # spent in its slot (inf: the type has no rate limit). A call that starts
+    # later would go out bunched with calls whose slots are current.
+    send_by: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)

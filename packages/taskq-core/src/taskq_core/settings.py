@@ -44,6 +44,10 @@ class Settings:
     api_workers: int = 1
     metrics_port: int = 9090
     shutdown_grace_period: float = 25.0
+    # How late after its rate token's slot a call may still start (worker):
+    # later, it goes back to the queue for a fresh token rather than out
+    # bunched with calls that are on time (issue 13).
+    rate_slot_margin: float = 0.03
     max_payloads: int = 10_000
     max_body_size: int = 10 * 1024 * 1024
     # Bounds on what one request may cost (SECURITY.md): headers, stored bytes, task types.
@@ -298,6 +302,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "api_workers": _positive_int,
     "metrics_port": _port,
     "shutdown_grace_period": _non_negative_duration,
+    "rate_slot_margin": _non_negative_duration,
     "max_payloads": _positive_int,
     "max_body_size": _byte_size,
     "max_headers_size": _byte_size,

@@ -60,6 +60,7 @@ class Dispatcher:
         self._limited = 0  # calls in flight that count against the tuner's limit
         self._call_seconds: dict[str, float] = {}  # moving average duration per type
         self._turn: deque[str] = deque()
+        self._late: list[Delivery] = []  # missed their rate slot; the fetcher returns them
         self._lock = threading.Lock()
         # Two conditions on one lock so an executor finishing wakes one executor
         # and a message taken wakes the fetcher, never a herd of threads.
@@ -67,18 +68,23 @@ class Dispatcher:
         self._room = threading.Condition(self._lock)
         self._closed = False
 
-    def room_for(self, task_type: str) -> int:
+    def room_for(self, task_type: str, *, rate_limited: bool = False) -> int:
         """How many more messages of `task_type` may be buffered now.
 
         Zero until the type's buffer has drained to half its share: refilling
-        in large reads keeps database round trips per message low.
+        in large reads keeps database round trips per message low. A
+        rate-limited type refills only once its buffer is empty: its tokens
+        are for now, and messages queued behind others in a process short of
+        CPU would go out late and bunched (they would also hold tokens that
+        another process could spend on time).
         """
         with self._lock:
             if self._closed:
                 return 0
             share = math.ceil(self._buffer_size / self._active_types(including=task_type))
             waiting = len(self._waiting.get(task_type, ()))
-            return share - waiting if waiting <= share // 2 else 0
+            refill_at = 0 if rate_limited else share // 2
+            return share - waiting if waiting <= refill_at else 0
 
     def put(self, task_type: str, deliveries: list[Delivery]) -> None:
         with self._lock:
@@ -115,6 +121,20 @@ class Dispatcher:
         with self._lock:
             self._finish(delivery, called=False)
 
+    def set_back(self, delivery: Delivery) -> None:
+        """An executor gave `delivery` up uncalled because its rate slot passed: the fetcher
+        returns it to the queue (take_late), where it is read again with a fresh token."""
+        with self._lock:
+            self._finish(delivery, called=False)
+            self._late.append(delivery)
+            self._room.notify()
+
+    def take_late(self) -> list[Delivery]:
+        """The messages set back since the last call, for the fetcher to return to the queue."""
+        with self._lock:
+            late, self._late = self._late, []
+            return late
+
     def read_done(self, task_type: str, *, backlogged: bool) -> None:
         """The fetcher read `task_type`: `backlogged` if it found as much as there was room for."""
         if self._tuner is not None:
@@ -145,6 +165,8 @@ class Dispatcher:
         with self._lock:
             self._closed = True
             unstarted = [delivery for queue in self._waiting.values() for delivery in queue]
+            unstarted += self._late
+            self._late = []
             self._waiting.clear()
             self._turn.clear()
             self._work.notify_all()
@@ -238,7 +260,8 @@ class Dispatcher:
             if limited:
                 self._limited += 1
             if len(queue) <= self._buffer_size // 2:
-                # Below the refill mark: the fetcher may read this type again.
+                # Below the refill mark: the fetcher may read this type again
+                # (a rate-limited type once empty; an early wake-up costs one look).
                 self._room.notify()
             return delivery
         return None

@@ -55,6 +55,7 @@ class _Schedule:
     next_at: float = math.inf
     waiting_for_tokens: bool = False
     reserved: int = 0  # tokens already taken, usable from next_at on
+    reserved_at: float = 0.0  # the slot of the reserved tokens (next_at when they were taken)
     retry_due_at: float = math.inf  # when the earliest retry this replica scheduled comes due
     set_aside: Backoff | None = None  # while the type's queue fails: how long to leave it
 
@@ -74,6 +75,7 @@ class Fetcher:
         visibility_timeout: float,
         call_timeout: float,
         wakeups: Wakeups,
+        rate_slot_margin: float = 0.03,
         health: DatabaseHealth,
         metrics: WorkerMetrics,
         stop: threading.Event,
@@ -89,6 +91,11 @@ class Fetcher:
         self._dispatcher = dispatcher
         self._visibility_timeout = visibility_timeout
         self._call_timeout = call_timeout
+        # How long after its rate token's slot a call may still start. A process
+        # short of CPU starts calls late; sent then, they arrive bunched with other
+        # processes' calls that are on time and a 1 s window sees more than max_rps.
+        # A call later than this goes back to the queue for a fresh token instead.
+        self._rate_slot_margin = rate_slot_margin
         self._wakeups = wakeups
         self._health = health
         self._metrics = metrics
@@ -147,6 +154,19 @@ class Fetcher:
         for route in self._routes:
             self._schedules.setdefault(route.task_type, _Schedule())
 
+    def _return_late(self) -> None:
+        """Calls that missed their rate slot go back to the queue, to be read with fresh tokens."""
+        late = self._dispatcher.take_late()
+        if not late:
+            return
+        self._repository.release(late)
+        now = self._clock()
+        for task_type in {delivery.task_type for delivery in late}:
+            schedule = self._schedules.get(task_type)
+            if schedule is not None:
+                schedule.wake_at(now)  # unless it already waits for tokens
+        logger.debug("{} call(s) missed their rate slot; returned to the queue", len(late))
+
     def _hand_back(self, task_type: str) -> None:
         """A type was paused: its buffered, unstarted messages go back to the queue at once."""
         evicted = self._dispatcher.evict(task_type)
@@ -159,6 +179,7 @@ class Fetcher:
     def _fetch_round(self) -> tuple[bool, bool]:
         """One pass over the types that are due; returns (read anything, some type lacked room)."""
         self._apply_wakeups()
+        self._return_late()
         read_any = out_of_room = False
         routes = self._routes
         if not routes:
@@ -170,7 +191,10 @@ class Fetcher:
             now = self._clock()
             if route.paused or schedule.next_at > now or self._stop.is_set():
                 continue
-            room = min(self._dispatcher.room_for(route.task_type), READ_BATCH)
+            room = min(
+                self._dispatcher.room_for(route.task_type, rate_limited=route.max_rps is not None),
+                READ_BATCH,
+            )
             if room <= 0:
                 out_of_room = True
                 continue
@@ -183,13 +207,18 @@ class Fetcher:
                     self._dispatcher.read_done(route.task_type, backlogged=False)
                     continue
                 room = len(slots)
-            allowed = self._allowed(route, room, schedule, now)
+            allowed, slot = self._allowed(route, room, schedule, now)
             if allowed == 0:
                 self._release_slots(slots)
                 self._dispatcher.read_done(route.task_type, backlogged=False)
                 continue
             try:
-                batch = self._repository.read(route, allowed, self._visibility_timeout)
+                batch = self._repository.read(
+                    route,
+                    allowed,
+                    self._visibility_timeout,
+                    send_by=self._send_by(route, slot, allowed),
+                )
             except TaskTypeUnavailableError as error:
                 self._release_slots(slots)
                 self._set_aside(schedule, error, now)
@@ -293,26 +322,42 @@ class Fetcher:
         }
         return [extended.get(delivery.message_id, delivery) for delivery in deliveries]
 
-    def _allowed(self, route: TaskTypeRoute, wanted: int, schedule: _Schedule, now: float) -> int:
-        """How many messages of `route` may be read now under its global rate limit."""
+    def _allowed(
+        self, route: TaskTypeRoute, wanted: int, schedule: _Schedule, now: float
+    ) -> tuple[int, float]:
+        """How many messages of `route` may be read now under its global rate limit, and the
+        slot their tokens are for (inf: no limit, any time will do)."""
         if route.max_rps is None:
-            return wanted
+            return wanted, math.inf
         if schedule.reserved:
             # Tokens reserved earlier are due now; what does not fit is dropped:
-            # using a token late could bunch sends together.
+            # using a token late could bunch sends together. So are all of them
+            # if this thread woke past their slot: fresh tokens are taken instead.
             allowed, schedule.reserved = min(schedule.reserved, wanted), 0
             schedule.waiting_for_tokens = False
-            return allowed
+            if now <= self._send_by(route, schedule.reserved_at, allowed):
+                return allowed, schedule.reserved_at
         grant = self._repository.take_tokens(route.task_type, wanted)
         if grant is None:  # the limit was removed since the routes were read
-            return wanted
+            return wanted, math.inf
         schedule.waiting_for_tokens = grant.granted == 0 or grant.wait_seconds > 0
         if schedule.waiting_for_tokens:
             schedule.reserved = grant.granted
-            schedule.next_at = now + max(grant.wait_seconds, 0.001)
+            schedule.next_at = schedule.reserved_at = now + max(grant.wait_seconds, 0.001)
             self._metrics.rate_limited(route.task_type, grant.wait_seconds)
-            return 0
-        return grant.granted
+            return 0, math.inf
+        return grant.granted, now
+
+    def _send_by(self, route: TaskTypeRoute, slot: float, count: int) -> float:
+        """The latest start for `count` calls whose tokens are for `slot`.
+
+        The tokens of one grant fall due over count / rate seconds up to
+        `slot`; the calls may take as long to go out (one executor after
+        another), plus the margin (RATE_SLOT_MARGIN) for the read and a thread to wake.
+        """
+        if route.max_rps is None:
+            return math.inf
+        return slot + count / route.max_rps + self._rate_slot_margin
 
     def _apply_wakeups(self) -> None:
         woken = self._wakeups.take()

@@ -33,7 +33,8 @@ class WorkerMetrics:
             "answered 429 or 503 with Retry-After, no attempt spent; circuit_open: not called, "
             "the host's circuit breaker is open, no attempt spent; failed: moved to the "
             "DLQ; dropped: a duplicate of an already final message; expired: waited too "
-            "long for a thread and left to reappear uncalled).",
+            "long for a thread and left to reappear uncalled; late: missed its rate token's "
+            "slot and returned to the queue uncalled, no attempt spent).",
             ["task_type", "outcome"],
             registry=self.registry,
         )
@@ -226,6 +227,10 @@ class WorkerMetrics:
     def expired(self, task_type: str) -> None:
         """A buffered message left uncalled because it waited past its safe start."""
         self.deliveries.labels(task_type, "expired").inc()
+
+    def late(self, task_type: str) -> None:
+        """A buffered message of a rate-limited type returned uncalled: its token's slot passed."""
+        self.deliveries.labels(task_type, "late").inc()
 
     def observe(self, outcome: Outcome) -> None:
         task_type = outcome.delivery.task_type

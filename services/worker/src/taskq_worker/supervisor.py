@@ -127,6 +127,7 @@ class Supervisor:
             self.dispatcher,
             visibility_timeout=settings.visibility_timeout,
             call_timeout=settings.timeout,
+            rate_slot_margin=settings.rate_slot_margin,
             wakeups=self._wakeups,
             health=self.health,
             metrics=self.metrics,
@@ -274,6 +275,14 @@ class Supervisor:
                 self.dispatcher.done(delivery)
                 self._leases.drop(delivery.lease_id)  # its slot frees when the lease expires
                 self.metrics.expired(delivery.task_type)
+                continue
+            if time.monotonic() > delivery.send_by:
+                # Its rate token's slot has passed: sent now, it would arrive
+                # bunched with calls that are on time. It goes back to the
+                # queue and is read again with a fresh token.
+                self.dispatcher.set_back(delivery)
+                self._leases.drop(delivery.lease_id)  # the release frees its slot
+                self.metrics.late(delivery.task_type)
                 continue
             outcome = self._deliver(delivery, rng)
             self._leases.drop(delivery.lease_id)  # the recorder releases it with the outcome

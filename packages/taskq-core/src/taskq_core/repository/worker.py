@@ -8,6 +8,7 @@ move a message backwards.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -138,10 +139,18 @@ class WorkerRepository:
         with self._connection() as conn:
             conn.execute(QUERIES["release_leases"], {"lease_ids": list(lease_ids)})
 
-    def read(self, route: TaskTypeRoute, quantity: int, visibility_timeout: float) -> ReadBatch:
+    def read(
+        self,
+        route: TaskTypeRoute,
+        quantity: int,
+        visibility_timeout: float,
+        *,
+        send_by: float = math.inf,
+    ) -> ReadBatch:
         """Up to `quantity` messages; a read that finds the queue dry also settles when it is due.
 
         Settling in the same transaction keeps an idle queue at one transaction per wake-up.
+        `send_by` is when the messages' rate tokens lapse (Delivery.send_by).
         """
         hidden_for = max(1, round(visibility_timeout))
         params = {
@@ -179,6 +188,7 @@ class WorkerRepository:
                 hidden_until=hidden_until,
                 signing_keys=route.signing_keys,
                 adaptive=route.adaptive,
+                send_by=send_by,
             )
             for row in rows
         ]
