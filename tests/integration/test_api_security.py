@@ -39,6 +39,7 @@ GUARDED_ROUTES = [
     ("POST", "/tasks"),
     ("POST", "/task-types"),
     ("GET", "/task-types/sync"),
+    ("PATCH", "/task-types/sync"),
     ("POST", "/dlq/reprocess"),
     ("GET", "/tasks"),
     ("DELETE", UNKNOWN_TASK),
@@ -63,7 +64,7 @@ def test_every_route_but_the_probes_needs_a_key(secured: TestClient[Litestar], d
             response = secured.request(
                 method,
                 path,
-                content=body if method == "POST" else None,
+                content=body if method in ("POST", "PATCH") else None,
                 headers={**headers, "Content-Type": "application/json"},
             )
             case = f"{method} {path} with {headers}"
