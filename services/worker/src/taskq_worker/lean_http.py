@@ -12,7 +12,7 @@ timeouts, streaming) is requests' own. Figures: docs/benchmarks.md.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -139,68 +139,34 @@ class OneWriteHTTPConnection(HTTPConnection):
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        request_in_one_write(self, super().request, method, url, body, headers, kwargs)
+        """Run urllib3's `request` with its writes held, then write them at once.
+
+        Only a body given as bytes (what taskq sends) is held; anything else goes
+        out as urllib3 sends it. The connection is opened by that one write, as
+        by urllib3's first, so its errors reach urllib3 the same way.
+        """
+        if not isinstance(body, bytes) or kwargs.get("chunked"):
+            super().request(method, url, body, headers, **kwargs)
+            return
+        self._held = []
+        try:
+            super().request(method, url, body, headers, **kwargs)
+            data = b"".join(self._held)
+        finally:
+            self._held = None
+        self.send(data)
 
     def send(self, data: Any) -> None:
-        send_or_hold(self, data, super().send)
+        held = self._held
+        if held is None:
+            super().send(data)
+        elif isinstance(data, bytes):
+            held.append(data)
+        else:  # never for a bytes body; kept in order all the same
+            super().send(b"".join(held))
+            held.clear()
+            super().send(data)
 
 
-class OneWriteHTTPSConnection(HTTPSConnection):
+class OneWriteHTTPSConnection(OneWriteHTTPConnection, HTTPSConnection):
     """OneWriteHTTPConnection over TLS: one TLS record for headers and body."""
-
-    _held: list[bytes] | None = None
-
-    def request(  # type: ignore[override] # urllib3's own signature, which differs from http.client's
-        self,
-        method: str,
-        url: str,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        request_in_one_write(self, super().request, method, url, body, headers, kwargs)
-
-    def send(self, data: Any) -> None:
-        send_or_hold(self, data, super().send)
-
-
-_Held = OneWriteHTTPConnection | OneWriteHTTPSConnection
-
-
-def request_in_one_write(  # noqa: PLR0917 - urllib3's request arguments, passed through
-    connection: _Held,
-    request: Callable[..., None],
-    method: str,
-    url: str,
-    body: Any,
-    headers: Mapping[str, str] | None,
-    kwargs: dict[str, Any],
-) -> None:
-    """Run urllib3's `request` with its writes held, then write them at once.
-
-    Only a body given as bytes (what taskq sends) is held; anything else goes
-    out as urllib3 sends it. The connection is opened by that one write, as
-    by urllib3's first, so its errors reach urllib3 the same way.
-    """
-    if not isinstance(body, bytes) or kwargs.get("chunked"):
-        request(method, url, body, headers, **kwargs)
-        return
-    connection._held = []
-    try:
-        request(method, url, body, headers, **kwargs)
-        data = b"".join(connection._held)
-    finally:
-        connection._held = None
-    connection.send(data)
-
-
-def send_or_hold(connection: _Held, data: Any, send: Callable[[Any], None]) -> None:
-    held = connection._held
-    if held is None:
-        send(data)
-    elif isinstance(data, bytes):
-        held.append(data)
-    else:  # never for a bytes body; kept in order all the same
-        send(b"".join(held))
-        held.clear()
-        send(data)
