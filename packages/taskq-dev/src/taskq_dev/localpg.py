@@ -262,8 +262,11 @@ class LocalPostgres:
                 present = conn.execute(DEV_QUERIES["localpg_database_exists"]).fetchone()
                 if not (present and present[0]):
                     conn.execute(DEV_QUERIES["localpg_create_database"])
-        except psycopg.errors.DuplicateDatabase:
-            return  # another process created it between the check and the CREATE
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # Another process created it between the check and the CREATE; two
+            # CREATEs at the same moment meet at the catalog's unique index instead
+            # (the test suite's xdist workers each start the local server).
+            return
         except psycopg.Error as error:
             raise LocalPostgresError(
                 f"the local PostgreSQL on port {self.port} does not answer: {error} "
