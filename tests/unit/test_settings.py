@@ -76,6 +76,7 @@ def test_environment_overrides() -> None:
         ("MAX_RETRIES", "-1"),
         ("WORKER_PROCESSES", "0"),
         ("WORKER_PROCESSES", "many"),
+        ("WORKER_CPU_AFFINITY", "0-3"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:
@@ -89,6 +90,11 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
 def test_worker_processes_is_auto_or_a_count(value: str, processes: int) -> None:
     assert Settings.from_env({"WORKER_PROCESSES": value}).worker_processes == processes
     assert Settings().worker_processes == 0  # auto
+
+
+def test_cpu_affinity_is_auto_unless_turned_off() -> None:
+    assert Settings().worker_cpu_affinity == "auto"
+    assert Settings.from_env({"WORKER_CPU_AFFINITY": "OFF"}).worker_cpu_affinity == "off"
 
 
 def test_every_field_has_a_variable() -> None:

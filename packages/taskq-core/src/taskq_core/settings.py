@@ -18,6 +18,7 @@ from taskq_core.errors import SettingsError
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 LOG_FORMATS = ("auto", "json", "text")
 DB_POOLERS = ("none", "transaction")
+CPU_AFFINITIES = ("auto", "off")
 MAX_RESPONSE_CAPTURE = 64 * 1024
 """Bytes: every status row may carry this much, so it stays a preview, not storage."""
 
@@ -77,6 +78,10 @@ class Settings:
     # Worker: processes per replica (each with MAX_WORKERS threads); 0 means
     # `auto`, the CPUs the container may use (taskq_worker.cpus).
     worker_processes: int = 0
+    # Worker: `auto` keeps each process's threads on one CPU (taskq_worker.affinity:
+    # the GIL passed between cores cost 40% of one process's calls/s); `off`
+    # leaves placement to the kernel.
+    worker_cpu_affinity: str = "auto"
     # Security (SECURITY.md): API keys, metrics exposure, outbound (egress) policy.
     api_keys: tuple[str, ...] = ()
     metrics_public: bool = False
@@ -320,6 +325,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "db_pooler": _choice(DB_POOLERS),
     "adaptive_concurrency": _boolean,
     "worker_processes": _processes,
+    "worker_cpu_affinity": _choice(CPU_AFFINITIES),
     "api_keys": _api_keys,
     "metrics_public": _boolean,
     "egress_block_private": _boolean,

@@ -36,6 +36,7 @@ from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.schema_version import check_database
 from taskq_core.settings import Settings
+from taskq_worker.affinity import STARTING_CPU_VARIABLE, allowed_cpus, starting_cpus
 from taskq_worker.child import PARENT_VARIABLE, SCHEMA_UNFIT_STATUS
 from taskq_worker.endpoints import serve_endpoints
 from taskq_worker.queue_metrics import QueueStateCollector
@@ -66,6 +67,9 @@ class ProcessSupervisor:
     def __init__(self, settings: Settings, processes: int) -> None:
         self._settings = settings
         self._slots = [_Slot(index) for index in range(processes)]
+        # Children starting together begin on distinct CPUs (taskq_worker.affinity).
+        pinning = settings.worker_cpu_affinity == "auto"
+        self._cpus = starting_cpus(processes, allowed_cpus()) if pinning else None
         self._stop = threading.Event()
         self._signals = 0
         self._restarts = 0
@@ -163,6 +167,8 @@ class ProcessSupervisor:
             # The count, not `auto`: a child shares per-replica work (the due poll) by it.
             "WORKER_PROCESSES": str(len(self._slots)),
         }
+        if self._cpus is not None:
+            env[STARTING_CPU_VARIABLE] = str(self._cpus[slot.index])
         # Its own session: a terminal's Ctrl-C reaches only this process, which
         # passes one SIGTERM on (a child seeing two signals would exit at once).
         slot.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
