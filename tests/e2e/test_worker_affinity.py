@@ -101,7 +101,7 @@ def test_a_single_process_pins_itself_and_leaves_a_cpu_another_program_takes(
         # A real neighbour: a busy loop kept on the worker's CPU.
         spin = f"import os; os.sched_setaffinity(0, {{{crowded}}})\nwhile True: pass"
         hog = subprocess.Popen([sys.executable, "-c", spin])
-        # It moves to the other CPU, or unpins if every CPU is busy: never stays crowded.
+        # The serial pass leaves the other CPUs mostly idle: the worker moves to one.
         wait_until(lambda: thread_cpus(worker.pid) != {frozenset({crowded})}, timeout=30)
         with api_client(settings) as client:
             task_id = submit_many(client, "moved", target.url, 30)

@@ -50,17 +50,14 @@ def test_a_small_difference_is_not_worth_a_move() -> None:
     assert next_cpu(0, {0: 0.9, 1: 0.3}, 0.5, [0, 1], first) == 0
 
 
-def test_when_every_cpu_is_crowded_the_process_unpins() -> None:
-    # Another replica on CPU 0 and a busy program on CPU 1: pinned, this process
-    # would get half of one CPU; the kernel shares both among everyone.
-    assert next_cpu(0, {0: 1.0, 1: 1.0}, 0.5, [0, 1], first) == UNPINNED
+def test_when_every_cpu_is_crowded_the_process_stays_pinned() -> None:
+    # Another replica on CPU 0 and a busy program on CPU 1: moving gains nothing,
+    # and unpinned the process would spend ~1.5x the CPU per call.
+    assert next_cpu(0, {0: 1.0, 1: 1.0}, 0.5, [0, 1], first) == 0
 
 
-def test_an_unpinned_process_pins_again_once_a_cpu_is_free_of_others() -> None:
-    # Unpinned, its own 0.9 is spread over both CPUs; others use 0.3 in all.
-    assert next_cpu(UNPINNED, {0: 0.6, 1: 0.6}, 0.9, [0, 1], first) == 0
-    # Others use 1.6 of the 2 CPUs: stay where the kernel puts it.
-    assert next_cpu(UNPINNED, {0: 1.0, 1: 1.0}, 0.4, [0, 1], first) == UNPINNED
+def test_the_first_choice_is_the_least_busy_cpu() -> None:
+    assert next_cpu(UNPINNED, {0: 0.6, 1: 0.2, 2: 0.9}, 0.3, [0, 1, 2], first) == 1
 
 
 def test_processes_starting_together_choose_among_the_nearly_idle_cpus() -> None:

@@ -11,11 +11,11 @@ land matters as much: two on distinct CPUs made 3,402 calls/s, two on the same
 CPU 1,186-1,603.
 
 So each process runs a CpuBalancer: it goes to the least busy CPU and moves
-when other programs keep that CPU busy, since the kernel cannot move a pinned
-thread; when every CPU is crowded it unpins, and the kernel shares the CPUs
-out as before. A parent whose children are at least as many as its CPUs (its
-own cpuset, or a small VM) starts child i on the i-th CPU (`starting_cpus`),
-so that children starting together begin spread out.
+when other programs keep that CPU busy while another is notably less busy,
+since the kernel cannot move a pinned thread. A parent whose children are at
+least as many as its CPUs (its own cpuset, or a small VM) starts child i on
+the i-th CPU (`starting_cpus`), so that children starting together begin
+spread out.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class CpuTimes:
         return shares, max(self.own_seconds - earlier.own_seconds, 0.0) / wall
 
 
-UNPINNED = -1  # the process may run on any allowed CPU, where the kernel puts it
+UNPINNED = -1  # before the first choice: any allowed CPU, where the kernel puts it
 
 
 def least_busy(
@@ -127,30 +127,26 @@ def next_cpu(
     allowed: list[int],
     pick: Callable[[list[int]], int],
 ) -> int:
-    """The CPU to be on after an interval with these loads (`own`: this process's share)."""
+    """The CPU to be on after an interval with these loads (`own`: this process's share).
+
+    Crowded everywhere, the process stays where it is: unpinned it would burn
+    ~1.5x the CPU per call (the GIL crossing cores) just when CPU is scarce,
+    and the kernel still gives its cgroup its weight on the CPU it is on.
+    """
     if current == UNPINNED:
-        # Pin once some CPU's worth is left by other programs: our own load is
-        # spread over the CPUs meanwhile, so per-CPU loads cannot say which.
-        others = sum(shares.get(cpu, 0.0) for cpu in allowed) - own
-        return least_busy(shares, allowed, pick) if others <= len(allowed) - 1 else UNPINNED
+        return least_busy(shares, allowed, pick)
     others_here = shares.get(current, 0.0) - own
     if others_here <= OTHERS_LIMIT:
         return current
     elsewhere = {cpu: shares[cpu] for cpu in allowed if cpu != current and cpu in shares}
     idlest = min(elsewhere, key=elsewhere.__getitem__, default=None)
-    if idlest is None:
-        return current
-    if elsewhere[idlest] + MOVE_GAIN < others_here:
+    if idlest is not None and elsewhere[idlest] + MOVE_GAIN < others_here:
         return idlest
-    if elsewhere[idlest] > 1.0 - OTHERS_LIMIT:
-        # Every CPU is crowded: the kernel shares them all among everyone more
-        # fairly than one pinned CPU would share itself.
-        return UNPINNED
     return current
 
 
 class CpuBalancer:
-    """A supervised thread: keeps this process on the least crowded CPU (unpinned if all are)."""
+    """A supervised thread: keeps this process on a CPU that other programs leave to it."""
 
     def __init__(self, stop: threading.Event, allowed: list[int]) -> None:
         self._stop = stop
@@ -185,16 +181,15 @@ class CpuBalancer:
                 return
 
     def _move(self, cpu: int) -> bool:
-        """Pin to `cpu` (or unpin); False, and placement left to the kernel, if refused."""
+        """Pin to `cpu`; False, and placement left to the kernel, if refused."""
         try:
-            pin_process(set(self._allowed) if cpu == UNPINNED else {cpu})
+            pin_process({cpu})
         except OSError as error:
             # A sandbox that forbids it (seccomp) or a cpuset that shrank: the
             # worker runs correctly unpinned, only slower.
             logger.warning("could not keep the worker on one CPU ({}): the kernel places it", error)
             return False
-        where = "any CPU (all are crowded)" if cpu == UNPINNED else f"CPU {cpu}"
-        logger.debug("worker process {} now on {}", os.getpid(), where)
+        logger.debug("worker process {} now on CPU {}", os.getpid(), cpu)
         self.cpu = cpu
         return True
 
