@@ -29,7 +29,7 @@ def test_every_query_is_loaded() -> None:
     for name in [
         "enqueue_task",
         "read_messages",
-        "mark_succeeded",
+        "mark_outcomes",
         "take_tokens",
         "take_dead_letters",
     ]:

@@ -287,12 +287,10 @@ class WorkerRepository:
             _lock_rate_rows(conn, all_snoozed, observed)
             if answered_callbacks:
                 conn.execute(QUERIES["record_callbacks"], _callback_params(answered_callbacks))
-            if succeeded:
-                conn.execute(QUERIES["mark_succeeded"], _success_params(succeeded))
-            if retrying:
-                conn.execute(QUERIES["mark_retrying"], _retry_params(retrying))
-            if snoozed:
-                conn.execute(QUERIES["mark_snoozed"], _snooze_params(snoozed))
+            # The dead letters first: the failed rows' updates carry their ids.
+            dlq_ids = self._send_to_dlq(conn, failed) if failed else []
+            if answered:
+                conn.execute(QUERIES["mark_outcomes"], _outcome_params(answered, dlq_ids))
             _snooze_task_types(conn, all_snoozed)
             if observed is not None:  # after the snoozes: pacing may only lower what they set
                 conn.execute(QUERIES["observe_rates"], observed)
@@ -306,9 +304,6 @@ class WorkerRepository:
                         "delays": [delay for _, delay in pairs],
                     },
                 )
-            if failed:
-                dlq_ids = self._send_to_dlq(conn, failed)
-                conn.execute(QUERIES["mark_failed"], _failure_params(failed, dlq_ids))
             for queue, ids in _ids_by_queue(finished).items():
                 conn.execute(QUERIES["delete_messages"], {"queue": queue, "message_ids": ids})
             leases = _lease_ids(outcome.delivery for outcome in outcomes)
@@ -504,41 +499,33 @@ def _keys_and_replies(
     }
 
 
-def _success_params(outcomes: Sequence[Succeeded]) -> dict[str, object]:
+def _outcome_params(
+    outcomes: Sequence[Succeeded | RetryLater | Snoozed | Failed], dlq_ids: Sequence[int]
+) -> dict[str, object]:
+    """mark_outcomes' columns; `dlq_ids` are the dead letters of the Failed, in order."""
+    dead_letters = iter(dlq_ids)
+    rows = [_outcome_row(outcome, dead_letters) for outcome in outcomes]
     return {
         **_keys_and_replies(outcomes),
-        "attempts": [outcome.delivery.attempt for outcome in outcomes],
+        "statuses": [row[0] for row in rows],
+        "attempts": [row[1] for row in rows],
+        "snoozes": [row[2] for row in rows],
+        "errors": [row[3] for row in rows],
         "http_statuses": [outcome.http_status for outcome in outcomes],
         "durations": [outcome.duration_ms for outcome in outcomes],
+        "dlq_message_ids": [row[4] for row in rows],
     }
 
 
-def _retry_params(outcomes: Sequence[RetryLater]) -> dict[str, object]:
-    return {
-        **_keys_and_replies(outcomes),
-        "attempts": [outcome.delivery.attempt + 1 for outcome in outcomes],
-        "errors": [outcome.error for outcome in outcomes],
-        "http_statuses": [outcome.http_status for outcome in outcomes],
-        "durations": [outcome.duration_ms for outcome in outcomes],
-    }
-
-
-def _snooze_params(outcomes: Sequence[Snoozed]) -> dict[str, object]:
-    return {
-        **_keys_and_replies(outcomes),
-        "snoozes": [outcome.delivery.snoozes + 1 for outcome in outcomes],
-        "errors": [outcome.error for outcome in outcomes],
-        "http_statuses": [outcome.http_status for outcome in outcomes],
-        "durations": [outcome.duration_ms for outcome in outcomes],
-    }
-
-
-def _failure_params(outcomes: Sequence[Failed], dlq_ids: Sequence[int]) -> dict[str, object]:
-    return {
-        **_keys_and_replies(outcomes),
-        "attempts": [outcome.delivery.attempt for outcome in outcomes],
-        "errors": [outcome.error for outcome in outcomes],
-        "http_statuses": [outcome.http_status for outcome in outcomes],
-        "durations": [outcome.duration_ms for outcome in outcomes],
-        "dlq_message_ids": list(dlq_ids),
-    }
+def _outcome_row(
+    outcome: Succeeded | RetryLater | Snoozed | Failed, dead_letters: Iterator[int]
+) -> tuple[str, int | None, int | None, str, int | None]:
+    """Status, attempt, snooze count, error and dead letter; None keeps the row's value."""
+    delivery = outcome.delivery
+    if isinstance(outcome, Succeeded):
+        return "success", delivery.attempt, None, "", None
+    if isinstance(outcome, RetryLater):
+        return "pending", delivery.attempt + 1, None, outcome.error, None
+    if isinstance(outcome, Snoozed):  # spends no attempt
+        return "pending", None, delivery.snoozes + 1, outcome.error, None
+    return "failed", delivery.attempt, None, outcome.error, next(dead_letters)

@@ -93,7 +93,10 @@ LEFT JOIN LATERAL (
 ) AS s ON true
 ORDER BY m.msg_id;
 
--- name: mark_succeeded
+-- name: mark_outcomes
+-- Every answered outcome of a batch in one statement: 'success' and 'failed'
+-- are final; a retry spends an attempt and a snooze counts a snooze, both
+-- staying 'pending' (a NULL attempt or snooze count keeps the row's).
 -- Compare-and-set: only a pending row still pointing at this message moves,
 -- so a late duplicate can never change a final status (nor replace its reply).
 --
@@ -102,8 +105,10 @@ ORDER BY m.msg_id;
 -- UPDATE it made a second version of every row, with its index entries: the
 -- statement cost more than the status write itself (docs/benchmarks.md).
 UPDATE taskq.task_status AS s
-SET status = 'success', attempt = u.attempt, error = '', http_status = u.http_status,
+SET status = u.status, attempt = coalesce(u.attempt, s.attempt),
+    snoozes = coalesce(u.snoozes, s.snoozes), error = u.error, http_status = u.http_status,
     duration_ms = u.duration_ms, updated_at = now(),
+    dlq_message_id = coalesce(u.dlq_message_id, s.dlq_message_id),
     response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
     response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
                                   ELSE u.encoding END,
@@ -112,32 +117,13 @@ SET status = 'success', attempt = u.attempt, error = '', http_status = u.http_st
     response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
                               ELSE u.truncated END
 FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(attempts)s::integer[], %(http_statuses)s::integer[], %(durations)s::float8[],
+            %(statuses)s::text[], %(attempts)s::integer[], %(snoozes)s::integer[],
+            %(errors)s::text[], %(http_statuses)s::integer[], %(durations)s::float8[],
+            %(dlq_message_ids)s::bigint[],
             %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
             %(truncated)s::boolean[])
-     AS u(task_id, payload_id, message_id, attempt, http_status, duration_ms, body, encoding, content_type, truncated)
-WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
-  AND s.message_id = u.message_id AND s.status = 'pending';
-
--- name: mark_retrying
--- The reply comes along as in mark_succeeded.
-UPDATE taskq.task_status AS s
-SET attempt = u.attempt, error = u.error, http_status = u.http_status,
-    duration_ms = u.duration_ms, updated_at = now(),
-    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
-    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
-                                  ELSE u.encoding END,
-    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
-                                 ELSE u.content_type END,
-    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
-                              ELSE u.truncated END
-FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(attempts)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
-            %(durations)s::float8[],
-            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
-            %(truncated)s::boolean[])
-     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms,
-          body, encoding, content_type, truncated)
+     AS u(task_id, payload_id, message_id, status, attempt, snoozes, error, http_status,
+          duration_ms, dlq_message_id, body, encoding, content_type, truncated)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
   AND s.message_id = u.message_id AND s.status = 'pending';
 
@@ -146,29 +132,6 @@ WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
 SELECT extract(epoch FROM snoozed_until - clock_timestamp())::float8
 FROM taskq.task_types
 WHERE task_type = %(task_type)s AND snoozed_until > clock_timestamp();
-
--- name: mark_snoozed
--- A snooze spends no attempt: only the snooze count moves (and the reply, as in
--- mark_succeeded).
-UPDATE taskq.task_status AS s
-SET snoozes = u.snoozes, error = u.error, http_status = u.http_status,
-    duration_ms = u.duration_ms, updated_at = now(),
-    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
-    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
-                                  ELSE u.encoding END,
-    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
-                                 ELSE u.content_type END,
-    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
-                              ELSE u.truncated END
-FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(snoozes)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
-            %(durations)s::float8[],
-            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
-            %(truncated)s::boolean[])
-     AS u(task_id, payload_id, message_id, snoozes, error, http_status, duration_ms,
-          body, encoding, content_type, truncated)
-WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
-  AND s.message_id = u.message_id AND s.status = 'pending';
 
 -- name: lock_rate_rows
 -- Locks the task-type and bucket rows a batch's snoozes and rate observations
@@ -232,28 +195,6 @@ SELECT message_id
 FROM pgmq.send_batch(%(dlq)s, %(messages)s::jsonb[], %(headers)s::jsonb[])
      WITH ORDINALITY AS s(message_id, position)
 ORDER BY position;
-
--- name: mark_failed
--- The reply comes along as in mark_succeeded.
-UPDATE taskq.task_status AS s
-SET status = 'failed', attempt = u.attempt, error = u.error, http_status = u.http_status,
-    duration_ms = u.duration_ms, dlq_message_id = u.dlq_message_id, updated_at = now(),
-    response_body = CASE WHEN u.body IS NULL THEN s.response_body ELSE u.body END,
-    response_body_encoding = CASE WHEN u.body IS NULL THEN s.response_body_encoding
-                                  ELSE u.encoding END,
-    response_content_type = CASE WHEN u.body IS NULL THEN s.response_content_type
-                                 ELSE u.content_type END,
-    response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
-                              ELSE u.truncated END
-FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(attempts)s::integer[], %(errors)s::text[], %(http_statuses)s::integer[],
-            %(durations)s::float8[], %(dlq_message_ids)s::bigint[],
-            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
-            %(truncated)s::boolean[])
-     AS u(task_id, payload_id, message_id, attempt, error, http_status, duration_ms, dlq_message_id,
-          body, encoding, content_type, truncated)
-WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
-  AND s.message_id = u.message_id AND s.status = 'pending';
 
 -- name: record_callbacks
 -- Outcomes of callbacks' own messages, in their taskq.callbacks rows (never in
