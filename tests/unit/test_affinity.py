@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
 from taskq_worker.affinity import (
     UNPINNED,
+    CpuBalancer,
     CpuTimes,
     least_busy,
     next_cpu,
@@ -81,3 +83,21 @@ def test_loads_are_read_from_the_kernel_for_every_allowed_cpu() -> None:
     assert set(os.sched_getaffinity(0)) <= set(shares)
     assert all(0.0 <= share <= 1.0 for share in shares.values())
     assert own > 0.0
+
+
+def test_a_refused_pin_leaves_the_process_where_it_was() -> None:
+    before = os.sched_getaffinity(0)
+    balancer = CpuBalancer(threading.Event(), [0, 4095])
+    assert balancer.begin_on(4095) is False  # no such CPU: the kernel refuses
+    assert balancer.cpu == UNPINNED
+    assert os.sched_getaffinity(0) == before
+
+
+def test_the_balancer_ends_when_the_worker_stops() -> None:
+    stop = threading.Event()
+    balancer = CpuBalancer(stop, sorted(os.sched_getaffinity(0)))
+    thread = threading.Thread(target=balancer.run)
+    stop.set()
+    thread.start()
+    thread.join(timeout=2)
+    assert not thread.is_alive()

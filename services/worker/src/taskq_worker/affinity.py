@@ -161,6 +161,14 @@ class CpuBalancer:
         return self._move(cpu)
 
     def run(self) -> None:
+        try:
+            self._balance()
+        except (OSError, ValueError) as error:  # /proc unreadable, or unlike Linux's
+            logger.warning("CPU balancing stopped ({}): the worker stays where it is", error)
+        self._stop.wait()  # a supervised thread that ends before the stop counts as failed
+
+    def _balance(self) -> None:
+        """Look at the CPUs' loads every tick and move when crowded; return when stopped."""
         settled_at = self._settled_at
         earlier = CpuTimes.read()
         if self._stop.wait(FIRST_SAMPLE_SECONDS):
@@ -173,7 +181,6 @@ class CpuBalancer:
                 target = next_cpu(self.cpu, shares, own, self._allowed, self._random.choice)
                 if target != self.cpu:
                     if not self._move(target):
-                        self._stop.wait()  # nothing left to do, but a thread that ends is a failure
                         return
                     settled_at = now.at + self._random.uniform(*SETTLE_RANGE_SECONDS)
             tick = BUSY_TICK_SECONDS if own >= BUSY_SHARE else IDLE_TICK_SECONDS
@@ -181,13 +188,13 @@ class CpuBalancer:
                 return
 
     def _move(self, cpu: int) -> bool:
-        """Pin to `cpu`; False, and placement left to the kernel, if refused."""
+        """Pin to `cpu`; False (with a warning) if refused."""
         try:
             pin_process({cpu})
         except OSError as error:
             # A sandbox that forbids it (seccomp) or a cpuset that shrank: the
-            # worker runs correctly unpinned, only slower.
-            logger.warning("could not keep the worker on one CPU ({}): the kernel places it", error)
+            # worker runs correctly where it is, only slower if that is crowded.
+            logger.warning("could not move the worker to CPU {} ({}): it stays", cpu, error)
             return False
         logger.debug("worker process {} now on CPU {}", os.getpid(), cpu)
         self.cpu = cpu
