@@ -72,7 +72,9 @@ class ParentWatcher:
         self._stop = stop
 
     def run(self) -> None:
-        while not self._stop.wait(PUBLISH_SECONDS):
+        # Published at once, then each second: until the first publish the
+        # parent reads this child's gauges as 0 (not live, not ready).
+        while True:
             try:
                 self._metrics.publish()
             except Exception:  # a metrics write must not end the watch over the parent
@@ -80,6 +82,8 @@ class ParentWatcher:
             if os.getppid() != self._parent:
                 logger.warning("the replica's main process is gone: stopping this worker process")
                 self._stop.set()
+            if self._stop.wait(PUBLISH_SECONDS):
+                return
 
 
 if __name__ == "__main__":

@@ -96,13 +96,22 @@ class Dispatcher:
             if self._may_start_more():
                 self._work.notify(len(deliveries))
 
-    def take(self, timeout: float, *, finished: Delivery | None = None) -> Delivery | None:
+    def take(
+        self,
+        timeout: float,
+        *,
+        finished: Delivery | None = None,
+        idle_timeout: float | None = None,
+    ) -> Delivery | None:
         """The next message to call, or None after `timeout` seconds (or once closed and empty).
 
         `finished` is the message this executor just called: one lock round for
         both. The executor goes on to the next message itself, so another is
         woken only if there is still room after that (the freed share of a
-        capped type, say).
+        capped type, say). With nothing buffered at all the wait is
+        `idle_timeout` instead: put() and close() wake a waiting executor, so
+        an idle one need not wake on its own (without a tuner: with one, put()
+        may leave it asleep behind a stalled call, which only time frees).
         """
         with self._lock:
             if finished is not None:
@@ -110,6 +119,12 @@ class Dispatcher:
             delivery = self._next()
             if delivery is None:
                 if not self._closed:
+                    if (
+                        idle_timeout is not None
+                        and self._tuner is None
+                        and not any(self._waiting.values())
+                    ):
+                        timeout = idle_timeout
                     self._work.wait(timeout)
                     delivery = self._next()
             elif finished is not None and self._may_start_more():

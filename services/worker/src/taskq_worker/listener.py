@@ -1,7 +1,12 @@
 """LISTEN for new work on a dedicated connection, so an idle worker reacts within milliseconds.
 
 A connection that also ran queries could lose notifications between
-`notifies()` calls (psycopg issue 962), so this one only listens. Each
+`notifies()` calls (psycopg issue 962), so this one only listens. Between
+notifications the thread sleeps in select() on the connection's socket and on
+a wake-up socket that `interrupt()` writes to, with no timeout: psycopg's own
+`notifies(timeout=...)` polls every 0.1 s, the idle worker's largest cost
+(~0.1% of a core per process). A connection that dies makes its socket
+readable, so an outage is still seen at once (keepalives bound a silent one). Each
 (re)connection first runs `on_connect` (the schema check): a database that came
 back may have been migrated meanwhile. Losing the database is waited out with
 backoff; any other error propagates to the supervision, which restarts this thread.
@@ -9,6 +14,9 @@ backoff; any other error propagates to the supervision, which restarts this thre
 
 from __future__ import annotations
 
+import contextlib
+import select
+import socket
 import threading
 from collections.abc import Callable
 
@@ -37,17 +45,31 @@ class Listener:
         self._health = health
         self._stop = stop
         self._on_connect = on_connect
+        # While run() runs: interrupt() writes to it to wake the select() at once.
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+
+    def interrupt(self) -> None:
+        """Wake the thread so it sees the stop event now (called once the stop is set)."""
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):  # the thread ended meanwhile
+                wake[1].send(b"\0")
 
     def run(self) -> None:
-        backoff = Backoff()
-        while not self._stop.is_set():
-            try:
-                self._listen(backoff)
-            except DatabaseUnavailableError as error:
-                self._health.mark_down(error)
-                self._stop.wait(backoff.next())
+        self._wake = socket.socketpair()
+        try:
+            backoff = Backoff()
+            while not self._stop.is_set():
+                try:
+                    self._listen(backoff, self._wake[0])
+                except DatabaseUnavailableError as error:
+                    self._health.mark_down(error)
+                    self._stop.wait(backoff.next())
+        finally:
+            for end in self._wake:
+                end.close()
 
-    def _listen(self, backoff: Backoff) -> None:
+    def _listen(self, backoff: Backoff, woken: socket.socket) -> None:
         with connect(self._settings, name="taskq-listener") as conn, database_errors():
             self._on_connect()
             conn.execute(QUERIES["listen_work"])
@@ -55,8 +77,10 @@ class Listener:
             backoff.reset()
             self._wakeups.wake_all()
             while not self._stop.is_set():
-                for notification in conn.notifies(timeout=0.5):
+                # timeout=0: only what has arrived (and what the LISTEN itself received).
+                for notification in conn.notifies(timeout=0):
                     if notification.payload == CONFIG_CHANGED:
                         self._wakeups.wake_all()  # re-reads the task types at once
                     else:
                         self._wakeups.wake(notification.payload)
+                select.select([conn.fileno(), woken.fileno()], [], [])

@@ -1,13 +1,19 @@
 """Exports the queue state (what an autoscaler and an alert read) from one worker replica.
 
-A background thread refreshes a snapshot every few seconds while this replica
-holds the exporter lock; scrapes read the snapshot and never touch the
-database. Replicas without the lock export nothing, so sums stay right.
+A background thread reads a snapshot while this replica holds the exporter
+lock; scrapes read the snapshot and never touch the database. Replicas without
+the lock export nothing, so sums stay right. The snapshot is read when a
+scrape finds it older than REFRESH_SECONDS (the scrape waits at most
+SCRAPE_WAIT_SECONDS for it), not on a timer: an unscraped replica then reads
+nothing, where refreshing 1,000 types every 5 s cost ~0.15% of a core, and a
+replica scraped every 15 s reads once per scrape rather than three times.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 
 from loguru import logger
@@ -15,14 +21,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from taskq_core.errors import DatabaseUnavailableError
+from taskq_core.errors import DatabaseError, DatabaseUnavailableError
 from taskq_core.repository.observability import (
     HostCircuitStats,
     QueueSnapshot,
     QueueStatsReader,
 )
 
-REFRESH_SECONDS = 5.0
+REFRESH_SECONDS = 5.0  # a snapshot younger than this is served as it is
+SCRAPE_WAIT_SECONDS = 2.0  # how long a scrape waits for a fresh one before serving the last
+STOP_CHECK_SECONDS = 5.0  # how often the idle thread looks at the stop event (no query)
 
 
 class QueueStateCollector(Collector):
@@ -30,22 +38,59 @@ class QueueStateCollector(Collector):
         self._reader = reader
         self._stop = stop
         self._snapshot: QueueSnapshot | None = None
+        self._read_at = -math.inf  # time.monotonic() of the last read, failed or not
+        self._wanted = threading.Event()  # a scrape asks for a fresh snapshot
+        self._read = threading.Condition()  # notified after each read
+        self._failing: str | None = None  # the error the last read failed with, logged once
 
     def register(self, registry: CollectorRegistry) -> None:
         registry.register(self)
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._snapshot = self._reader.snapshot()
-            except DatabaseUnavailableError as error:
-                self._snapshot = None
-                logger.debug("queue state not refreshed: {}", error)
-            self._stop.wait(REFRESH_SECONDS)
-        self._reader.close()
+        try:
+            while not self._stop.is_set():
+                if not self._wanted.wait(STOP_CHECK_SECONDS):
+                    continue
+                self._wanted.clear()
+                snapshot = self._read_snapshot()
+                with self._read:
+                    self._snapshot, self._read_at = snapshot, time.monotonic()
+                    self._read.notify_all()
+        finally:
+            self._reader.close()  # gives the exporter lock up to another replica
+
+    def _read_snapshot(self) -> QueueSnapshot | None:
+        """A new snapshot, or None (nothing exported) when it cannot be read now.
+
+        Another database error (one queue's table gone, say) is logged when it
+        first appears rather than raised: a scrape asks for the snapshot at
+        once, and one task type's fault must not restart this thread and make
+        the replica unready (as the fetcher sets such a type aside).
+        """
+        try:
+            snapshot = self._reader.snapshot()
+        except DatabaseUnavailableError as error:
+            logger.debug("queue state not refreshed: {}", error)
+            return None
+        except DatabaseError as error:
+            if error.message != self._failing:
+                logger.warning("queue state not exported: {}", error.message)
+            self._failing = error.message
+            return None
+        self._failing = None
+        return snapshot
+
+    def _fresh_snapshot(self) -> QueueSnapshot | None:
+        """The snapshot, read again first (waiting up to SCRAPE_WAIT_SECONDS) when it is old."""
+        with self._read:
+            if time.monotonic() - self._read_at > REFRESH_SECONDS:
+                asked_at = time.monotonic()
+                self._wanted.set()
+                self._read.wait_for(lambda: self._read_at >= asked_at, timeout=SCRAPE_WAIT_SECONDS)
+            return self._snapshot
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        snapshot = self._snapshot
+        snapshot = self._fresh_snapshot()
         if snapshot is None:
             return
         depth = GaugeMetricFamily(

@@ -41,9 +41,10 @@ MAX_BATCH = 500
 # 25 ms windows delivered ~10% more than 10 ms ones, 60 ms no more than 25).
 # Status lags by at most this; delivery itself does not wait for it.
 BATCH_WINDOW_SECONDS = 0.025
-# An idle recorder wakes this often to see whether it should finish (each
-# wake-up costs CPU in every worker process, busy or not); finishing waits for it.
-IDLE_WAKE_SECONDS = 0.25
+# An idle recorder wakes this often, only to beat its heartbeat (the liveness
+# watchdog; the supervisor keeps it well inside LIVENESS_TIMEOUT): finish()
+# wakes it at once, and each wake-up costs CPU in every idle worker process.
+IDLE_WAKE_SECONDS = 5.0
 DUE_MARGIN_SECONDS = 0.005  # a retry is read this long after it should be visible again
 
 
@@ -66,6 +67,7 @@ class Recorder:
         *,
         heartbeat: Callable[[], None] = lambda: None,
         circuits: CircuitView | None = None,
+        idle_wake: float = IDLE_WAKE_SECONDS,
     ) -> None:
         self._repository = repository
         self._circuits = circuits  # told every batch's calls, per host
@@ -73,7 +75,9 @@ class Recorder:
         self._wakeups = wakeups
         self._metrics = metrics
         self._heartbeat = heartbeat
-        self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._idle_wake = idle_wake
+        # None is finish()'s wake-up call, not an outcome.
+        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._unwritten: list[Outcome] = []  # kept across a restart of this thread
         self._finish_by: float | None = None
         self._finishing = threading.Event()
@@ -85,6 +89,7 @@ class Recorder:
         """Write what is left, giving up at `deadline` (time.monotonic)."""
         self._finish_by = deadline
         self._finishing.set()
+        self._outcomes.put(None)
 
     def run(self) -> None:
         while True:
@@ -98,17 +103,24 @@ class Recorder:
                 return
 
     def _collect(self) -> list[Outcome]:
+        finishing = self._finishing.is_set()
         try:
-            batch = [self._outcomes.get(timeout=IDLE_WAKE_SECONDS)]
+            # Once finishing, what is left is written without waiting for more.
+            first = self._outcomes.get(block=not finishing, timeout=self._idle_wake)
         except queue.Empty:
             return []
-        if not self._finishing.is_set():
+        if first is None:  # finish() was called: run() returns
+            return []
+        batch = [first]
+        if not finishing:
             time.sleep(BATCH_WINDOW_SECONDS)
         while len(batch) < MAX_BATCH:
             try:
-                batch.append(self._outcomes.get_nowait())
+                outcome = self._outcomes.get_nowait()
             except queue.Empty:
                 break
+            if outcome is not None:
+                batch.append(outcome)
         return batch
 
     def _write(self, batch: list[Outcome]) -> None:

@@ -46,13 +46,17 @@ from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.outcome_log import log_outcome, message_context
 from taskq_worker.proxies import environment_proxies
 from taskq_worker.queue_metrics import QueueStateCollector
-from taskq_worker.recorder import Recorder
+from taskq_worker.recorder import IDLE_WAKE_SECONDS, Recorder
 from taskq_worker.redirects import TaskSession
 from taskq_worker.retention import RetentionJob, RetentionPolicy
 from taskq_worker.supervision import Supervision
 from taskq_worker.wakeups import Wakeups
 
-TAKE_TIMEOUT = 1.0  # an idle executor wakes this often; close() wakes it at once
+TAKE_TIMEOUT = 1.0  # an executor held back with work buffered looks again this often
+# With nothing buffered an executor waits this long: put() and close() wake it
+# at once, so this is only a safety net (10 threads waking every second were
+# ~0.05% of a core per idle process).
+IDLE_TAKE_TIMEOUT = 30.0
 STALE_MARGIN = 1.0  # seconds kept between a call's latest end and its message reappearing
 
 
@@ -121,6 +125,7 @@ class Supervisor:
             self.metrics,
             heartbeat=self.supervision.heartbeat("recorder"),
             circuits=self.circuits,
+            idle_wake=min(IDLE_WAKE_SECONDS, settings.liveness_timeout / 4),
         )
         self._leases = LeaseBook()
         self._fetcher = Fetcher(
@@ -220,14 +225,16 @@ class Supervisor:
             self._settings.max_queue_buffer,
             self._settings.visibility_timeout,
         )
-        while not self.stop_event.wait(0.5):
-            pass
+        # No timeout: every stop (a signal, a thread giving up, the parent gone)
+        # sets the event, and a periodic wake-up here would only cost CPU.
+        self.stop_event.wait()
         self._shutdown(fetcher, recorder)
         return 1 if self.supervision.failed.is_set() else 0
 
     def _shutdown(self, fetcher: threading.Thread, recorder: threading.Thread) -> None:
         deadline = time.monotonic() + self._settings.shutdown_grace_period
         logger.info("stopping: no new reads, draining in-flight calls")
+        self._listener.interrupt()
         self._wakeups.wake_all()
         fetcher.join(timeout=max(deadline - time.monotonic(), 0))
         unstarted = self.dispatcher.close()
@@ -265,7 +272,9 @@ class Supervisor:
         rng = random.Random()
         finished: Delivery | None = None  # the message just called, its slot not yet freed
         while True:
-            delivery = self.dispatcher.take(TAKE_TIMEOUT, finished=finished)
+            delivery = self.dispatcher.take(
+                TAKE_TIMEOUT, finished=finished, idle_timeout=IDLE_TAKE_TIMEOUT
+            )
             finished = None
             if delivery is None:
                 if self._draining.is_set():
