@@ -90,3 +90,7 @@ $$;
 -- a fresh read every time; a backend's counts arrive when it goes idle or exits).
 SELECT pg_stat_clear_snapshot(), n_tup_upd FROM pg_stat_user_tables
 WHERE schemaname = 'taskq' AND relname = 'task_status';
+
+-- name: fault_notify_work
+-- The wake-up a submission sends, without the submission.
+SELECT pg_notify('taskq_work', %(queue)s)::text;

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+import time
+
 from taskq_core.deliveries import Delivery
 from taskq_core.status import TaskStatus
 from taskq_worker.dispatcher import Dispatcher
@@ -85,3 +88,44 @@ def test_close_returns_calls_set_back_but_not_yet_returned() -> None:
     assert late is not None
     dispatcher.set_back(late)
     assert dispatcher.close() == [late]
+
+
+def test_an_idle_executor_sleeps_until_put_or_close_wakes_it() -> None:
+    """With nothing buffered an executor waits up to idle_timeout, but put() wakes it at once."""
+    dispatcher = Dispatcher(threads=2, buffer_size=10)
+    taken: list[tuple[Delivery | None, float]] = []
+
+    def executor() -> None:
+        started = time.monotonic()
+        found = dispatcher.take(0.01, idle_timeout=30.0)
+        taken.append((found, time.monotonic() - started))
+
+    thread = threading.Thread(target=executor)
+    thread.start()
+    # Longer than the short timeout: an executor still waiting proves it used idle_timeout.
+    threading.Event().wait(0.2)
+    assert not taken
+    dispatcher.put("a", [delivery("a", 1)])
+    thread.join(timeout=5)
+    assert taken
+    assert taken[0][0] == delivery("a", 1)
+    assert taken[0][1] < 5
+
+    closer = threading.Thread(target=executor)
+    closer.start()
+    threading.Event().wait(0.05)
+    assert dispatcher.close() == []
+    closer.join(timeout=5)
+    assert not closer.is_alive()
+    assert taken[1][0] is None
+
+
+def test_an_executor_held_back_with_work_buffered_looks_again_soon() -> None:
+    """idle_timeout applies only to an empty buffer: a capped type is looked at each timeout."""
+    dispatcher = Dispatcher(threads=1, buffer_size=10)
+    dispatcher.put("a", [delivery("a", 1), delivery("a", 2)])
+    running = dispatcher.take(0.01)  # the one thread's share: "a" is at its cap
+    assert running is not None
+    started = time.monotonic()
+    assert dispatcher.take(0.05, idle_timeout=30.0) is None
+    assert time.monotonic() - started < 5
