@@ -2,7 +2,7 @@
 
 A connection that also ran queries could lose notifications between
 `notifies()` calls (psycopg issue 962), so this one only listens. Between
-notifications the thread sleeps in select() on the connection's socket and on
+notifications the thread sleeps in a selector on the connection's socket and on
 a wake-up socket that `interrupt()` writes to, with no timeout: psycopg's own
 `notifies(timeout=...)` polls every 0.1 s, the idle worker's largest cost
 (~0.1% of a core per process). A connection that dies makes its socket
@@ -15,7 +15,7 @@ backoff; any other error propagates to the supervision, which restarts this thre
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import socket
 import threading
 from collections.abc import Callable
@@ -45,7 +45,7 @@ class Listener:
         self._health = health
         self._stop = stop
         self._on_connect = on_connect
-        # While run() runs: interrupt() writes to it to wake the select() at once.
+        # While run() runs: interrupt() writes to it to wake the selector at once.
         self._wake: tuple[socket.socket, socket.socket] | None = None
 
     def interrupt(self) -> None:
@@ -76,11 +76,15 @@ class Listener:
             self._health.mark_up()
             backoff.reset()
             self._wakeups.wake_all()
-            while not self._stop.is_set():
-                # timeout=0: only what has arrived (and what the LISTEN itself received).
-                for notification in conn.notifies(timeout=0):
-                    if notification.payload == CONFIG_CHANGED:
-                        self._wakeups.wake_all()  # re-reads the task types at once
-                    else:
-                        self._wakeups.wake(notification.payload)
-                select.select([conn.fileno(), woken.fileno()], [], [])
+            # A selector, not select(): a busy process may hold descriptors past 1024.
+            with selectors.DefaultSelector() as readable:
+                readable.register(conn.fileno(), selectors.EVENT_READ)
+                readable.register(woken, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    # timeout=0: only what has arrived (and what the LISTEN itself received).
+                    for notification in conn.notifies(timeout=0):
+                        if notification.payload == CONFIG_CHANGED:
+                            self._wakeups.wake_all()  # re-reads the task types at once
+                        else:
+                            self._wakeups.wake(notification.payload)
+                    readable.select()
