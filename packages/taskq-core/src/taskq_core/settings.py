@@ -79,7 +79,7 @@ class Settings:
     # `auto`, the CPUs the container may use (taskq_worker.cpus).
     worker_processes: int = 0
     # Worker: `auto` keeps each process's threads on one CPU (taskq_worker.affinity:
-    # the GIL passed between cores cost 40% of one process's calls/s); `off`
+    # the GIL passed between cores cost one process 20-40% of its calls/s); `off`
     # leaves placement to the kernel.
     worker_cpu_affinity: str = "auto"
     # Security (SECURITY.md): API keys, metrics exposure, outbound (egress) policy.
