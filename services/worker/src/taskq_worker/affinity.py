@@ -27,8 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from taskq_core.settings import Settings
+    from taskq_worker.supervisor import Supervisor
 
 STARTING_CPU_VARIABLE = "TASKQ_WORKER_CPU"  # set by the parent: where a child begins
 PROC_STAT = Path("/proc/stat")
@@ -201,16 +206,19 @@ class CpuBalancer:
         return True
 
 
-def place_this_process(
-    enabled: bool, stop: threading.Event, start: Callable[[str, Callable[[], None]], object]
-) -> None:
-    """Start this process's CpuBalancer (before its other threads: they inherit the first pin)."""
+def place_this_process(settings: Settings, supervisor: Supervisor) -> None:
+    """Start this process's CpuBalancer (before its other threads: they inherit the first pin).
+
+    Called by the process's entry point, never by the Supervisor: pinning is
+    the whole process's business, and a Supervisor run inside another program
+    (the tests do) must not pin that program's threads.
+    """
     allowed = allowed_cpus()
-    if not enabled or len(allowed) < 2:
+    if settings.worker_cpu_affinity != "auto" or len(allowed) < 2:
         return
     starting = os.environ.get(STARTING_CPU_VARIABLE, "")
     first = int(starting) if starting.isdigit() and int(starting) in allowed else None
-    balancer = CpuBalancer(stop, allowed)
+    balancer = CpuBalancer(supervisor.stop_event, allowed)
     if first is not None and not balancer.begin_on(first):
         return
-    start("cpu-balancer", balancer.run)
+    supervisor.supervision.start("cpu-balancer", balancer.run)

@@ -17,6 +17,7 @@ from loguru import logger
 
 from taskq_core.logs import configure_logging
 from taskq_core.startup import load_settings_or_exit
+from taskq_worker.affinity import place_this_process
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.signals import stop_on_signals
 from taskq_worker.supervisor import Supervisor
@@ -38,6 +39,7 @@ def main() -> None:
     configure_logging(settings)
     metrics = WorkerMetrics(multiprocess=True)
     supervisor = Supervisor(settings, metrics, export_queue_state=False)
+    place_this_process(settings, supervisor)
     stop_on_signals(supervisor.stop_event)
     watcher = ParentWatcher(parent, metrics, supervisor.stop_event)
     threading.Thread(target=watcher.run, name="parent-watcher", daemon=True).start()

@@ -8,6 +8,7 @@ from loguru import logger
 
 from taskq_core.logs import configure_logging
 from taskq_core.startup import load_settings_or_exit
+from taskq_worker.affinity import place_this_process
 from taskq_worker.cpus import available_cpus
 from taskq_worker.endpoints import serve_endpoints
 from taskq_worker.parent import ProcessSupervisor
@@ -23,6 +24,7 @@ def main() -> None:
         sys.exit(ProcessSupervisor(settings, processes).run())
     logger.debug("WORKER_PROCESSES is 1: this process does the work itself")
     supervisor = Supervisor(settings)
+    place_this_process(settings, supervisor)
     endpoints = serve_endpoints(
         settings.host,
         settings.metrics_port,

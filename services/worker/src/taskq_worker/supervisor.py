@@ -32,7 +32,6 @@ from taskq_core.repository.worker import WorkerRepository
 from taskq_core.retry import ErrorKind, Happened
 from taskq_core.secret_box import SecretBox
 from taskq_core.settings import Settings
-from taskq_worker.affinity import place_this_process
 from taskq_worker.circuit_view import CircuitView
 from taskq_worker.concurrency import ConcurrencyTuner
 from taskq_worker.delivery import CallDefaults, NoCookies, deliver
@@ -207,8 +206,6 @@ class Supervisor:
             # The listener checks again as soon as it reaches the database.
             logger.warning("schema not checked yet, the database is unavailable: {}", error)
         start = self.supervision.start
-        # First, so that threads started after a fixed pin inherit it.
-        place_this_process(self._settings.worker_cpu_affinity == "auto", self.stop_event, start)
         fetcher = start("fetcher", self._fetcher.run)
         start("listener", self._listener.run)
         if self._export_queue_state:
