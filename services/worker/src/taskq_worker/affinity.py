@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from taskq_worker.cpus import allowed_cpus
+
 if TYPE_CHECKING:
     from taskq_core.settings import Settings
     from taskq_worker.supervisor import Supervisor
@@ -50,14 +52,6 @@ MOVE_GAIN = 0.15
 # processes that see the same free CPU then do not keep swapping together.
 SETTLE_RANGE_SECONDS = (1.0, 3.0)
 NEAR_LEAST_BUSY = 0.1  # CPUs this close to the least busy one are chosen among at random
-
-
-def allowed_cpus() -> list[int]:
-    """The CPUs this process may run on; empty where the platform cannot pin threads."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return []
 
 
 def starting_cpus(processes: int, allowed: list[int]) -> list[int] | None:
@@ -157,12 +151,11 @@ class CpuBalancer:
         self._stop = stop
         self._allowed = allowed
         self._random = random.Random()
-        self._settled_at = 0.0  # no move before then: just placed
+        self._settled_at = 0.0  # no move before then: just placed (set by each move)
         self.cpu = UNPINNED
 
     def begin_on(self, cpu: int) -> bool:
         """Go to `cpu` now, in the caller's thread; False if pinning is refused."""
-        self._settled_at = time.monotonic() + self._random.uniform(*SETTLE_RANGE_SECONDS)
         return self._move(cpu)
 
     def run(self) -> None:
@@ -174,7 +167,6 @@ class CpuBalancer:
 
     def _balance(self) -> None:
         """Look at the CPUs' loads every tick and move when crowded; return when stopped."""
-        settled_at = self._settled_at
         earlier = CpuTimes.read()
         if self._stop.wait(FIRST_SAMPLE_SECONDS):
             return
@@ -182,12 +174,10 @@ class CpuBalancer:
             now = CpuTimes.read()
             shares, own = now.shares_since(earlier)
             earlier = now
-            if now.at >= settled_at:
+            if now.at >= self._settled_at:
                 target = next_cpu(self.cpu, shares, own, self._allowed, self._random.choice)
-                if target != self.cpu:
-                    if not self._move(target):
-                        return
-                    settled_at = now.at + self._random.uniform(*SETTLE_RANGE_SECONDS)
+                if target != self.cpu and not self._move(target):
+                    return
             tick = BUSY_TICK_SECONDS if own >= BUSY_SHARE else IDLE_TICK_SECONDS
             if self._stop.wait(tick * self._random.uniform(0.75, 1.25)):
                 return
@@ -203,6 +193,7 @@ class CpuBalancer:
             return False
         logger.debug("worker process {} now on CPU {}", os.getpid(), cpu)
         self.cpu = cpu
+        self._settled_at = time.monotonic() + self._random.uniform(*SETTLE_RANGE_SECONDS)
         return True
 
 

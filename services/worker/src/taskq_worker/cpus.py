@@ -22,11 +22,16 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
     return max(cpus, 1)
 
 
-def _schedulable_cpus() -> int:
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on; empty where the platform cannot tell (not Linux)."""
     try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
+def _schedulable_cpus() -> int:
+    return len(allowed_cpus()) or os.cpu_count() or 1
 
 
 def _cgroup_v2_quota(root: Path) -> float | None:

@@ -36,8 +36,9 @@ from taskq_core.errors import DatabaseUnavailableError, SchemaMismatchError
 from taskq_core.repository.observability import QueueStatsReader
 from taskq_core.schema_version import check_database
 from taskq_core.settings import Settings
-from taskq_worker.affinity import STARTING_CPU_VARIABLE, allowed_cpus, starting_cpus
+from taskq_worker.affinity import STARTING_CPU_VARIABLE, starting_cpus
 from taskq_worker.child import PARENT_VARIABLE, SCHEMA_UNFIT_STATUS
+from taskq_worker.cpus import allowed_cpus
 from taskq_worker.endpoints import serve_endpoints
 from taskq_worker.queue_metrics import QueueStateCollector
 
