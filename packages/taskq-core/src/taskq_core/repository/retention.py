@@ -9,10 +9,12 @@ long nor queues behind traffic.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
+
+import psycopg
 
 from taskq_core.database import BoundedConnection, connect, database_errors
 from taskq_core.errors import DatabaseUnavailableError
@@ -88,10 +90,14 @@ class RetentionRepository:
         return Deleted(dead_letters=len(rows))
 
     def close(self) -> None:
-        self._leader = False
         if self._conn is not None:
+            if self._leader and not self._conn.closed:
+                # A connection that fails here has lost its session, and the lock with it.
+                with suppress(psycopg.Error):
+                    self._conn.execute(QUERIES["retention_unlock"])
             self._conn.close()
             self._conn = None
+        self._leader = False
 
     @contextmanager
     def _transaction(self) -> Iterator[BoundedConnection]:

@@ -5,6 +5,12 @@
 -- The replica holding this session lock runs retention; the others skip it.
 SELECT pg_try_advisory_lock(hashtext('taskq.retention')) AS acquired;
 
+-- name: retention_unlock
+-- Given back before the connection closes: a closed connection's backend
+-- releases its locks only once it has exited, after close() returned, so the
+-- next replica (or round) could find the lock still taken.
+SELECT pg_advisory_unlock(hashtext('taskq.retention'));
+
 -- name: retention_limits
 -- A batch never waits long for a lock: retention yields to traffic (the
 -- connection's statement_timeout, DB_STATEMENT_TIMEOUT, bounds its run time).
