@@ -8,6 +8,7 @@ taskq's own headers only; a hop within the origin keeps everything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,9 +45,19 @@ class TaskSession(requests.Session):
     no_proxy: str | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if self.no_proxy and self.proxies and "proxies" not in kwargs:
+        if "proxies" not in kwargs and not self.trust_env:
+            # What requests would resolve with trust_env off (the session's own),
+            # without parsing the URL for it on every call; NO_PROXY applied.
             kwargs["proxies"] = self._proxies_for(request.url or "")
         return super().send(request, **kwargs)
+
+    def resolve_redirects(
+        self, resp: requests.Response, req: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> Iterator[Any]:
+        # Most replies are no redirect; requests parses the URL before it looks.
+        if self.get_redirect_target(resp) is None:
+            return
+        yield from super().resolve_redirects(resp, req, *args, **kwargs)
 
     def rebuild_proxies(
         self, prepared_request: requests.PreparedRequest, proxies: Any
