@@ -142,5 +142,5 @@ LEFT JOIN taskq.rate_buckets AS b ON b.task_type = t.task_type
 WHERE t.task_type = %(task_type)s;
 
 -- name: delete_messages
-SELECT pgmq.delete(%(queue)s, %(message_ids)s::bigint[]);
+SELECT pgmq.delete(%(queue)s, %(message_ids)b::bigint[]);
 

@@ -4,7 +4,7 @@
 -- One batch of call outcomes per host (a recorder write), answered with every
 -- host that is not closed: the worker's whole view in the same round trip.
 SELECT host, state, open_for
-FROM taskq.record_host_calls(%(hosts)s::text[], %(calls)s::integer[], %(failures)s::integer[],
+FROM taskq.record_host_calls(%(hosts)b::text[], %(calls)b::integer[], %(failures)b::integer[],
                              %(ratio)s, %(min_calls)s, %(window)s, %(cooldown)s, %(probes)s);
 
 -- name: host_circuits_not_closed

@@ -1,4 +1,8 @@
 -- Statements the worker runs (taskq_core.repository.worker).
+--
+-- Arrays go as binary parameters (%(name)b): psycopg writes a text array in
+-- Python, escaping element by element, ~11 µs per delivery for mark_outcomes
+-- alone (a batch of 100: 1.07 ms text, 0.28 ms binary; docs/benchmarks.md).
 
 -- name: list_task_types
 -- signing_secrets are sealed (taskq_core.secret_box): opened in the worker only.
@@ -38,10 +42,10 @@ SELECT lease_id FROM taskq.take_slots(%(task_type)s, %(requested)s, %(ttl)s) AS 
 -- crashed) expires and its slot is taken again.
 UPDATE taskq.concurrency_leases
 SET expires_at = clock_timestamp() + make_interval(secs => %(ttl)s)
-WHERE lease_id = ANY(%(lease_ids)s::bigint[]);
+WHERE lease_id = ANY(%(lease_ids)b::bigint[]);
 
 -- name: release_leases
-DELETE FROM taskq.concurrency_leases WHERE lease_id = ANY(%(lease_ids)s::bigint[]);
+DELETE FROM taskq.concurrency_leases WHERE lease_id = ANY(%(lease_ids)b::bigint[]);
 
 -- name: take_tokens
 SELECT granted, wait_seconds FROM taskq.take_tokens(%(task_type)s, %(requested)s);
@@ -116,12 +120,12 @@ SET status = u.status, attempt = coalesce(u.attempt, s.attempt),
                                  ELSE u.content_type END,
     response_truncated = CASE WHEN u.body IS NULL THEN s.response_truncated
                               ELSE u.truncated END
-FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(statuses)s::text[], %(attempts)s::integer[], %(snoozes)s::integer[],
-            %(errors)s::text[], %(http_statuses)s::integer[], %(durations)s::float8[],
-            %(dlq_message_ids)s::bigint[],
-            %(bodies)s::text[], %(encodings)s::text[], %(content_types)s::text[],
-            %(truncated)s::boolean[])
+FROM unnest(%(task_ids)b::uuid[], %(payload_ids)b::integer[], %(message_ids)b::bigint[],
+            %(statuses)b::text[], %(attempts)b::integer[], %(snoozes)b::integer[],
+            %(errors)b::text[], %(http_statuses)b::integer[], %(durations)b::float8[],
+            %(dlq_message_ids)b::bigint[],
+            %(bodies)b::text[], %(encodings)b::text[], %(content_types)b::text[],
+            %(truncated)b::boolean[])
      AS u(task_id, payload_id, message_id, status, attempt, snoozes, error, http_status,
           duration_ms, dlq_message_id, body, encoding, content_type, truncated)
 WHERE s.task_id = u.task_id AND s.payload_id = u.payload_id
@@ -140,7 +144,7 @@ WHERE task_type = %(task_type)s AND snoozed_until > clock_timestamp();
 -- overlapping multi-type batches would otherwise deadlock.
 WITH types AS (
     SELECT t.task_type FROM taskq.task_types AS t
-    WHERE t.task_type = ANY(%(snoozed)s::text[])
+    WHERE t.task_type = ANY(%(snoozed)b::text[])
     ORDER BY t.task_type
     FOR NO KEY UPDATE
 )
@@ -148,7 +152,7 @@ SELECT count(*) FROM types
 UNION ALL
 SELECT count(*) FROM (
     SELECT b.task_type FROM taskq.rate_buckets AS b
-    WHERE b.task_type = ANY(%(task_types)s::text[])
+    WHERE b.task_type = ANY(%(task_types)b::text[])
     ORDER BY b.task_type
     FOR NO KEY UPDATE
 ) AS buckets;
@@ -160,7 +164,7 @@ SELECT count(*) FROM (
 -- and the type resumes at its rate, not in a burst of saved-up tokens.
 WITH asked AS (
     SELECT u.task_type, max(clock_timestamp() + make_interval(secs => u.delay)) AS until
-    FROM unnest(%(task_types)s::text[], %(delays)s::float8[]) AS u(task_type, delay)
+    FROM unnest(%(task_types)b::text[], %(delays)b::float8[]) AS u(task_type, delay)
     GROUP BY u.task_type
 ), snoozed AS (
     UPDATE taskq.task_types AS t
@@ -178,21 +182,21 @@ WHERE b.task_type = s.task_type;
 -- A batch's rate-limit headers and, for adaptive types, its successes and
 -- 429/503s, one row per type (migration 0013): lowers or restores the rate the
 -- shared bucket refills at, for every replica.
-SELECT taskq.observe_rates(%(task_types)s::text[], %(remaining)s::float8[], %(resets)s::float8[],
-                           %(successes)s::integer[], %(throttled)s::integer[]);
+SELECT taskq.observe_rates(%(task_types)b::text[], %(remaining)b::float8[], %(resets)b::float8[],
+                           %(successes)b::integer[], %(throttled)b::integer[]);
 
 -- name: delay_messages
 -- Hides each message until its own retry time: the retry waits in the queue,
 -- not in a thread.
 SELECT pgmq.set_vt(%(queue)s, u.message_id, clock_timestamp() + make_interval(secs => u.delay))
-FROM unnest(%(message_ids)s::bigint[], %(delays)s::float8[]) AS u(message_id, delay);
+FROM unnest(%(message_ids)b::bigint[], %(delays)b::float8[]) AS u(message_id, delay);
 
 -- name: release_messages
-SELECT msg_id FROM pgmq.set_vt(%(queue)s, %(message_ids)s::bigint[], 0);
+SELECT msg_id FROM pgmq.set_vt(%(queue)s, %(message_ids)b::bigint[], 0);
 
 -- name: send_to_dlq
 SELECT message_id
-FROM pgmq.send_batch(%(dlq)s, %(messages)s::jsonb[], %(headers)s::jsonb[])
+FROM pgmq.send_batch(%(dlq)s, %(messages)b::jsonb[], %(headers)b::jsonb[])
      WITH ORDINALITY AS s(message_id, position)
 ORDER BY position;
 
@@ -203,9 +207,9 @@ ORDER BY position;
 UPDATE taskq.callbacks AS c
 SET status = u.status, attempt = u.attempt, snoozes = u.snoozes, error = u.error,
     http_status = u.http_status, duration_ms = u.duration_ms, updated_at = now()
-FROM unnest(%(task_ids)s::uuid[], %(payload_ids)s::integer[], %(message_ids)s::bigint[],
-            %(statuses)s::text[], %(attempts)s::integer[], %(snoozes)s::integer[],
-            %(errors)s::text[], %(http_statuses)s::integer[], %(durations)s::float8[])
+FROM unnest(%(task_ids)b::uuid[], %(payload_ids)b::integer[], %(message_ids)b::bigint[],
+            %(statuses)b::text[], %(attempts)b::integer[], %(snoozes)b::integer[],
+            %(errors)b::text[], %(http_statuses)b::integer[], %(durations)b::float8[])
      AS u(task_id, payload_id, message_id, status, attempt, snoozes, error, http_status,
           duration_ms)
 WHERE c.task_id = u.task_id AND c.payload_id = u.payload_id
@@ -213,9 +217,9 @@ WHERE c.task_id = u.task_id AND c.payload_id = u.payload_id
 
 -- name: enqueue_callbacks
 -- After the outcomes that owe them, in the same transaction (migration 0012).
-SELECT taskq.enqueue_callbacks(%(task_ids)s::uuid[], %(payload_ids)s::integer[],
-                               %(message_ids)s::bigint[], %(kinds)s::text[],
-                               %(task_types)s::text[], %(messages)s::jsonb[]);
+SELECT taskq.enqueue_callbacks(%(task_ids)b::uuid[], %(payload_ids)b::integer[],
+                               %(message_ids)b::bigint[], %(kinds)b::text[],
+                               %(task_types)b::text[], %(messages)b::jsonb[]);
 
 -- name: listen_work
 LISTEN taskq_work;
