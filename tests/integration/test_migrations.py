@@ -36,6 +36,7 @@ def test_empty_database_gets_the_expected_schema(empty_dsn: str) -> None:
         "take_tokens",
         "configure_rate",
         "task_status_retrying",
+        "retrying_counts",
     } <= names
     assert present == (True,)
 

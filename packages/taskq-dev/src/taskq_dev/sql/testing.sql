@@ -18,7 +18,7 @@ SELECT queue_length, queue_visible_length FROM pgmq.metrics(%(queue)s);
 -- name: test_schema_objects
 SELECT c.relname AS name
 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = 'taskq' AND c.relkind IN ('r', 'i')
+WHERE n.nspname = 'taskq' AND c.relkind IN ('r', 'i', 'v')
 UNION ALL
 SELECT p.proname
 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace

@@ -5,6 +5,7 @@
 SELECT pg_try_advisory_lock(hashtext('taskq.queue_stats')) AS acquired;
 
 -- name: queue_stats
+-- retrying: taskq.retrying_counts (migration 0015), as GET /task-types counts it.
 SELECT t.task_type, m.queue_length, m.queue_visible_length,
        coalesce(m.oldest_msg_age_sec, 0) AS oldest_age_seconds,
        coalesce(r.retrying, 0) AS retrying, t.max_rps, t.paused,
@@ -12,12 +13,7 @@ SELECT t.task_type, m.queue_length, m.queue_visible_length,
 FROM taskq.task_types AS t
 CROSS JOIN LATERAL pgmq.metrics(t.queue_name) AS m
 LEFT JOIN taskq.rate_buckets AS b ON b.task_type = t.task_type
-LEFT JOIN (
-    SELECT task_type, count(*) AS retrying
-    FROM taskq.task_status
-    WHERE status = 'pending' AND attempt > 0
-    GROUP BY task_type
-) AS r ON r.task_type = t.task_type
+LEFT JOIN taskq.retrying_counts AS r ON r.task_type = t.task_type
 ORDER BY t.task_type;
 
 -- name: dlq_stats

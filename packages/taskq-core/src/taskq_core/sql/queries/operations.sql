@@ -104,6 +104,7 @@ SELECT changed.task_type FROM changed, (SELECT pg_notify('taskq_work', '*')) AS 
 -- buffered). effective_rps: successes over the last minute, read off the
 -- expirable index (its predicate includes status = 'success'). allowed_rps:
 -- the rate the shared bucket refills at now (migration 0013), NULL unlimited.
+-- retrying: taskq.retrying_counts (migration 0015), as the queue metrics count it.
 SELECT t.task_type, t.max_rps, t.paused, t.created_at, t.updated_at,
        t.delivery_defaults::text AS defaults, t.max_concurrency,
        CASE WHEN t.snoozed_until > clock_timestamp() THEN t.snoozed_until END AS snoozed_until,
@@ -121,12 +122,7 @@ SELECT t.task_type, t.max_rps, t.paused, t.created_at, t.updated_at,
 FROM taskq.task_types AS t
 CROSS JOIN LATERAL pgmq.metrics(t.queue_name) AS m
 LEFT JOIN taskq.rate_buckets AS b ON b.task_type = t.task_type
-LEFT JOIN (
-    SELECT task_type, count(*) AS retrying
-    FROM taskq.task_status
-    WHERE status = 'pending' AND attempt > 0
-    GROUP BY task_type
-) AS r ON r.task_type = t.task_type
+LEFT JOIN taskq.retrying_counts AS r ON r.task_type = t.task_type
 LEFT JOIN (
     SELECT task_type, count(*) AS dead
     FROM taskq.task_status
