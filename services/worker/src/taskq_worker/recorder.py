@@ -150,8 +150,9 @@ class Recorder:
 
         Outcomes of a queue whose own write fails while others succeed, or whose
         error names its table, are that task type's fault: they are dropped
-        (their messages are delivered again after the visibility timeout). Any
-        other failure propagates, its outcomes kept for the next attempt.
+        (their messages are delivered again after the visibility timeout); the
+        calls of the parts written are added to the host breakers. Any other
+        failure propagates, its outcomes kept for the next attempt.
         """
         if self._circuits is not None and self._record_with_breakers(batch, self._circuits):
             return
@@ -165,6 +166,10 @@ class Recorder:
             if self._circuits is not None:
                 self._circuits.record(batch)  # on its own: never a reason to fail the batch
             return
+        self._record_by_queue(batch, failure)
+
+    def _record_by_queue(self, batch: list[Outcome], failure: DatabaseError) -> None:
+        """Write `batch` queue by queue (it failed whole with `failure`): see `_record`."""
         by_queue: dict[str, list[Outcome]] = defaultdict(list)
         for outcome in batch:
             by_queue[outcome.delivery.queue_name].append(outcome)
@@ -173,6 +178,14 @@ class Recorder:
         else:
             failed = [part for part in map(self._try_part, by_queue.items()) if part]
         some_written = len(failed) < len(by_queue)
+        if some_written and self._circuits is not None:
+            # The written parts' calls are on record: the breakers count them, in one
+            # statement, once (nothing written here is written again). A dropped
+            # part's calls are not: its messages are called again, and those count.
+            lost = {part.queue for part in failed}
+            self._circuits.record(
+                [outcome for outcome in batch if outcome.delivery.queue_name not in lost]
+            )
         kept: list[_Failed] = []
         for part in failed:
             if some_written or f"q_{part.queue}" in part.error.message:
