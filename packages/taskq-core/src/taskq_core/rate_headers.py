@@ -53,6 +53,10 @@ def parse_budget(
     budget of nothing stops the type until the reset: no longer than
     `longest_pause` (MAX_SNOOZE_DELAY, as for a Retry-After).
     """
+    # Every form's names contain "ratelimit"; most replies carry none. One pass
+    # over the names costs less than the seven lookups that would all miss.
+    if not any("ratelimit" in name.lower() for name in headers):
+        return None
     budgets = [
         budget
         for budget in (
