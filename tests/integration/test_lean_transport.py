@@ -7,21 +7,14 @@ show the egress guard, proxies and odd bodies still behave (real targets).
 
 from __future__ import annotations
 
-import datetime
 import io
-import ipaddress
 import random
 import socket
-import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from taskq_core.deliveries import Delivery, Failed, Succeeded
 from taskq_core.egress import EgressPolicy
@@ -32,6 +25,7 @@ from taskq_worker.delivery import CallDefaults, deliver
 from taskq_worker.lean_http import OneWriteHTTPConnection, OneWriteHTTPSConnection
 from taskq_worker.supervisor import make_session
 from tests.support.target import Received, Reply, Target
+from tests.support.tls import tls_target
 
 NO_DATABASE = "postgresql://127.0.0.1:9/none"
 
@@ -80,45 +74,8 @@ def test_headers_and_a_bytes_body_leave_in_one_write(target: Target) -> None:
     connection.close()
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 def test_over_tls_headers_and_body_leave_in_one_write(tmp_path: Path) -> None:
-    cert_file, key_file = self_signed(tmp_path)
-    server = Target()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
-    server.start()
-    try:
+    with tls_target(tmp_path) as (server, cert_file):
         port = int(server.url.rsplit(":", 1)[1])
         connection = OneWriteHTTPSConnection(
             "127.0.0.1", port, ca_certs=str(cert_file), cert_reqs="CERT_REQUIRED"
@@ -133,8 +90,6 @@ def test_over_tls_headers_and_body_leave_in_one_write(tmp_path: Path) -> None:
         [received] = server.requests_snapshot()
         assert (received.path, received.body) == ("/tls", body)
         connection.close()
-    finally:
-        server.stop()
 
 
 def test_a_streamed_body_still_goes_out_in_order(target: Target) -> None:

@@ -34,6 +34,7 @@ from taskq_core.settings import Settings
 from taskq_core.signing import SIGNATURE_HEADER, sign
 from taskq_core.status import TaskStatus
 from taskq_core.submission import merge_headers
+from taskq_worker.curl_transport import UnsendableHeaderError
 from taskq_worker.guarded_http import EgressRefusedError
 from taskq_worker.redirects import DEFAULT_HEADERS
 
@@ -286,6 +287,8 @@ def _describe_invalid(error: requests.exceptions.RequestException, headers: dict
     requests puts the refused header value or the whole URL (password
     included) in its messages, so the text is built here instead.
     """
+    if isinstance(error, UnsendableHeaderError):
+        return f"header {error.header_name!r} has a value the HTTP client refuses"
     if isinstance(error, requests.exceptions.InvalidHeader):
         for name, value in headers.items():
             try:

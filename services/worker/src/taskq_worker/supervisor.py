@@ -34,7 +34,8 @@ from taskq_core.secret_box import SecretBox
 from taskq_core.settings import Settings
 from taskq_worker.circuit_view import CircuitView
 from taskq_worker.concurrency import ConcurrencyTuner
-from taskq_worker.delivery import CallDefaults, NoCookies, deliver
+from taskq_worker.curl_transport import CurlAdapter
+from taskq_worker.delivery import MAX_RESPONSE_BYTES, CallDefaults, NoCookies, deliver
 from taskq_worker.dispatcher import Dispatcher
 from taskq_worker.fetcher import Fetcher
 from taskq_worker.guarded_http import guarded_adapter
@@ -74,7 +75,8 @@ def make_session(threads: int, policy: EgressPolicy) -> requests.Session:
     if not policy.configured:
         proxies, session.no_proxy = environment_proxies()
         session.proxies.update(proxies)
-    adapter = guarded_adapter(policy, pool_maxsize=max(threads, 1))
+    fallback = guarded_adapter(policy, pool_maxsize=max(threads, 1))
+    adapter = CurlAdapter(policy, fallback, max_body_bytes=MAX_RESPONSE_BYTES)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
