@@ -7,6 +7,7 @@ well-behaved server sends (interim replies, a stalled body, no answer).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 import threading
 import time
@@ -153,6 +154,40 @@ def test_a_body_past_the_cap_is_cut_and_the_reply_kept(
     assert len(response.content) == MAX_RESPONSE_BYTES + 1
     target.responder = lambda _request: Reply()
     assert session.get(f"{target.url}/after", timeout=5).status_code == 200
+
+
+def test_an_encoded_reply_the_caller_asked_for_is_decoded(
+    session: requests.Session, target: Target
+) -> None:
+    original = b'{"n": 1}' * 1000
+    target.responder = lambda _request: Reply(
+        body=gzip.compress(original), headers={"Content-Encoding": "gzip"}
+    )
+    response = session.post(target.url, data=b"{}", headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert (response.status_code, response.content) == (200, original)
+    [received] = target.requests_snapshot()
+    assert received.headers["accept-encoding"] == "gzip"
+
+
+def test_a_gzip_bomb_is_cut_at_the_cap_after_decoding(
+    session: requests.Session, target: Target
+) -> None:
+    bomb = gzip.compress(b"\0" * (20 * MAX_RESPONSE_BYTES))
+    target.responder = lambda _request: Reply(body=bomb, headers={"Content-Encoding": "gzip"})
+    response = session.post(target.url, data=b"{}", headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert response.status_code == 200
+    assert len(response.content) == MAX_RESPONSE_BYTES + 1
+
+
+def test_a_reply_that_will_not_decode_is_still_the_targets_answer(
+    session: requests.Session, target: Target
+) -> None:
+    target.responder = lambda _request: Reply(
+        status=201, body=b"not gzip at all", headers={"Content-Encoding": "gzip"}
+    )
+    response = session.post(target.url, data=b"{}", headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert response.status_code == 201
+    assert target.count() == 1
 
 
 def test_no_answer_within_the_timeout_is_a_timeout(session: requests.Session) -> None:

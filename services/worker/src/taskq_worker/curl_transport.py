@@ -52,6 +52,7 @@ _CURL_ADDED = tuple(
     for name in ("Accept", "Content-Type", "Expect", "User-Agent")
 )
 _TIMED_OUT = pycurl.E_OPERATION_TIMEDOUT
+_UNDECODABLE = pycurl.E_BAD_CONTENT_ENCODING
 _CUT_BY_US = pycurl.E_WRITE_ERROR
 _SSL_ERRORS = frozenset(
     getattr(pycurl, name)
@@ -129,15 +130,19 @@ class _Exchange:
         return None
 
     def kept_after(self, code: int) -> bool:
-        """Whether a failed transfer still leaves a reply to keep: cut by the cap or the clock.
+        """Whether a failed transfer still leaves a reply to keep.
 
-        A whole final header block (status line to blank line) must have arrived.
+        Cut by the cap, or, once a whole final header block (status line to
+        blank line) arrived, by the clock or by a body that would not decode:
+        the target answered, as urllib3 would report it.
         """
         status_line, lines = self.final_reply()
         code_part = status_line.split(None, 2)[1:2]
         interim = bool(code_part) and code_part[0].startswith(b"1")  # 1xx: more is to come
         answered = bool(lines) and not lines[-1].strip() and not interim
-        return (code == _CUT_BY_US and self.cut) or (code == _TIMED_OUT and answered)
+        return (code == _CUT_BY_US and self.cut) or (
+            code in (_TIMED_OUT, _UNDECODABLE) and answered
+        )
 
     def close_sockets(self) -> None:
         for sock in self.opened:
@@ -283,6 +288,12 @@ def _configure(
         if request.body is not None:
             handle.setopt(pycurl.POSTFIELDS, request.body)
     handle.setopt(pycurl.HTTPHEADER, _header_lines(request.headers))
+    accepted = request.headers.get("Accept-Encoding")
+    if accepted:
+        # The caller asked for encoded replies: libcurl decodes what it knows, as
+        # urllib3 did (its own Accept-Encoding gives way to the request's).
+        raw = accepted.encode("latin-1") if isinstance(accepted, str) else accepted
+        handle.setopt(pycurl.ACCEPT_ENCODING, raw)
     connect, whole = _limits(timeout)
     if connect is not None:
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect * 1000)))
