@@ -579,8 +579,7 @@ def scenario_slow(ctx: Context) -> None:
                 count,
                 replicas=1,
                 url=ctx.counting.url,
-                max_workers=threads,
-                max_queue_buffer=max(100, threads),
+                max_workers=threads,  # MAX_QUEUE_BUFFER stays auto: 4 per thread
             )
             checked = threads in (50, 200)
             in_flight = ctx.counting.stats().peak_in_flight
@@ -636,8 +635,7 @@ def slow_processes(ctx: Context, cluster: Cluster, latency: float) -> None:
         count,
         replicas=1,
         url=ctx.counting.url,
-        max_workers=SLOW_THREADS_PER_PROCESS,
-        max_queue_buffer=SLOW_THREADS_PER_PROCESS,
+        max_workers=SLOW_THREADS_PER_PROCESS,  # MAX_QUEUE_BUFFER stays auto: 4 per thread
         processes=str(SLOW_PROCESSES),
     )
     in_flight = ctx.counting.stats().peak_in_flight

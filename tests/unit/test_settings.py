@@ -34,7 +34,7 @@ def test_bad_durations_are_rejected(text: str) -> None:
 def test_defaults_are_the_references() -> None:
     settings = Settings.from_env({})
     assert settings.postgres_dsn == "postgres://postgres:postgres@postgres:5432/postgres"
-    assert (settings.max_workers, settings.max_queue_buffer, settings.port) == (10, 100, 8080)
+    assert (settings.max_workers, settings.read_ahead, settings.port) == (10, 100, 8080)
     assert (settings.visibility_timeout, settings.timeout) == (30.0, 5.0)
     assert (settings.retry_base_delay, settings.retry_max_delay) == (1.0, 60.0)
     assert (settings.max_retries, settings.dlq_queue_name, settings.log_level) == (
@@ -108,3 +108,25 @@ def test_rate_slot_margin_is_a_duration() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"RATE_SLOT_MARGIN": "-1s"})
     assert caught.value.variable == "RATE_SLOT_MARGIN"
+
+
+@pytest.mark.parametrize(
+    ("environ", "read_ahead"),
+    [
+        ({}, 100),
+        ({"MAX_QUEUE_BUFFER": "auto", "MAX_WORKERS": "20"}, 100),
+        ({"MAX_WORKERS": "100"}, 400),
+        ({"MAX_WORKERS": "100", "MAX_QUEUE_BUFFER": "50"}, 50),
+        ({"MAX_WORKERS": "2", "MAX_QUEUE_BUFFER": "1"}, 1),
+    ],
+)
+def test_the_read_ahead_grows_with_the_threads_unless_set(
+    environ: dict[str, str], read_ahead: int
+) -> None:
+    assert Settings.from_env(environ).read_ahead == read_ahead
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "many", "1.5"])
+def test_a_read_ahead_that_is_neither_auto_nor_positive_is_refused(raw: str) -> None:
+    with pytest.raises(SettingsError, match="MAX_QUEUE_BUFFER"):
+        Settings.from_env({"MAX_QUEUE_BUFFER": raw})

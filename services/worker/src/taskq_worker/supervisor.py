@@ -114,7 +114,7 @@ class Supervisor:
         )
         self.dispatcher = Dispatcher(
             threads=settings.max_workers,
-            buffer_size=settings.max_queue_buffer,
+            buffer_size=settings.read_ahead,
             tuner=ConcurrencyTuner(settings.max_workers) if settings.adaptive_concurrency else None,
         )
         self._wakeups = Wakeups()
@@ -221,7 +221,7 @@ class Supervisor:
         logger.info(
             "worker started: {} threads, buffer {}, visibility timeout {} s",
             self._settings.max_workers,
-            self._settings.max_queue_buffer,
+            self._settings.read_ahead,
             self._settings.visibility_timeout,
         )
         # No timeout: every stop (a signal, a thread giving up, the parent gone)
