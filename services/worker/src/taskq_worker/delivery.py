@@ -287,16 +287,26 @@ def _describe_invalid(error: requests.exceptions.RequestException, headers: dict
     requests puts the refused header value or the whole URL (password
     included) in its messages, so the text is built here instead.
     """
-    if isinstance(error, UnsendableHeaderError):
-        return f"header {error.header_name!r} has a value the HTTP client refuses"
     if isinstance(error, requests.exceptions.InvalidHeader):
-        for name, value in headers.items():
-            try:
-                check_header_validity((name, value))
-            except requests.exceptions.InvalidHeader:
-                return f"header {name!r} has a value the HTTP client refuses"
-        return "a header the HTTP client refuses"
+        refused = (
+            error.header_name
+            if isinstance(error, UnsendableHeaderError)  # libcurl's refusal names it
+            else _refused_by_requests(headers)
+        )
+        if refused is None:
+            return "a header the HTTP client refuses"
+        return f"header {refused!r} has a value the HTTP client refuses"
     return f"{type(error).__name__} (the URL is not one the HTTP client accepts)"
+
+
+def _refused_by_requests(headers: dict[str, str]) -> str | None:
+    """The first header requests' own check refuses, by name."""
+    for name, value in headers.items():
+        try:
+            check_header_validity((name, value))
+        except requests.exceptions.InvalidHeader:
+            return name
+    return None
 
 
 def _elapsed_ms(started: float) -> float:
