@@ -17,7 +17,6 @@ from loguru import logger
 
 from taskq_core.logs import configure_logging
 from taskq_core.startup import load_settings_or_exit
-from taskq_worker import header_lines
 from taskq_worker.affinity import place_this_process
 from taskq_worker.metrics import WorkerMetrics
 from taskq_worker.signals import stop_on_signals
@@ -38,7 +37,6 @@ def main() -> None:
         sys.exit(1)
     settings = load_settings_or_exit(holds_a_session="the worker")
     configure_logging(settings)
-    header_lines.install()
     metrics = WorkerMetrics(multiprocess=True)
     supervisor = Supervisor(settings, metrics, export_queue_state=False)
     place_this_process(settings, supervisor)

@@ -8,7 +8,6 @@ from loguru import logger
 
 from taskq_core.logs import configure_logging
 from taskq_core.startup import load_settings_or_exit
-from taskq_worker import header_lines
 from taskq_worker.affinity import place_this_process
 from taskq_worker.cpus import available_cpus
 from taskq_worker.endpoints import serve_endpoints
@@ -20,7 +19,6 @@ from taskq_worker.supervisor import Supervisor
 def main() -> None:
     settings = load_settings_or_exit(holds_a_session="the worker")
     configure_logging(settings)
-    header_lines.install()
     processes = settings.worker_processes or available_cpus()
     if processes > 1:
         sys.exit(ProcessSupervisor(settings, processes).run())
