@@ -20,6 +20,7 @@ LOG_FORMATS = ("auto", "json", "text")
 DB_POOLERS = ("none", "transaction")
 CPU_AFFINITIES = ("auto", "off")
 READ_AHEAD_PER_THREAD = 4  # MAX_QUEUE_BUFFER=auto: messages read ahead per worker thread
+MIN_READ_AHEAD = 100  # ... and never fewer: the reference's buffer
 MAX_RESPONSE_CAPTURE = 64 * 1024
 """Bytes: every status row may carry this much, so it stays a preview, not storage."""
 
@@ -158,7 +159,8 @@ class Settings:
         Celery (prefetch multiplier 4) and Dramatiq (2 per thread) size their
         prefetch by concurrency for the same reason.
         """
-        return self.max_queue_buffer or max(100, READ_AHEAD_PER_THREAD * self.max_workers)
+        per_thread = READ_AHEAD_PER_THREAD * self.max_workers
+        return self.max_queue_buffer or max(MIN_READ_AHEAD, per_thread)
 
     @property
     def log_level_name(self) -> str:
